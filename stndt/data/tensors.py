@@ -1,0 +1,102 @@
+"""Build the model's input and evaluation tensors with nlb_tools, per dataset and phase.
+
+Phase `val`: train trials = split 'train', eval trials = split 'val' (targets always known).
+Phase `test`: train trials = splits 'train' + 'val', eval trials = split 'test' (targets known only for
+synthetic data, whose generator also writes the complete hidden recording).
+Key names are nlb_tools' own; the evaluation targets are nlb_tools' make_eval_target_tensors dict, kept
+under the group `targets` so `nlb_tools.evaluation.evaluate` can read it unchanged.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from stndt.datasets import SUPPORTED_BIN_WIDTHS_MS, nlb_dataset, nlb_key
+from stndt.data.nwb_checks import NWBLayoutError, check_raw_dir
+from stndt.io import save_h5
+
+log = logging.getLogger(__name__)
+
+_SPLITS = {"val": ("train", "val"), "test": (["train", "val"], "test")}
+
+
+def load_binned(path: Path, bin_width_ms: int):
+    """Load an NWB file or folder with nlb_tools and rebin it to `bin_width_ms`."""
+    from nlb_tools.nwb_interface import NWBDataset
+
+    if bin_width_ms not in SUPPORTED_BIN_WIDTHS_MS:
+        raise ValueError(f"bin_width_ms={bin_width_ms}: nlb_tools scores only {SUPPORTED_BIN_WIDTHS_MS} ms bins")
+    dataset = NWBDataset(str(path))
+    dataset.resample(bin_width_ms)
+    if dataset.bin_width != bin_width_ms:  # see nlb-tools-notes: a failed resample leaves 1 ms data behind
+        raise RuntimeError(f"{path}: nlb_tools resample({bin_width_ms}) left bin width {dataset.bin_width}")
+    return dataset
+
+
+def has_psth(layout: str) -> bool:
+    from nlb_tools.make_tensors import PARAMS
+
+    return "psth_params" in PARAMS[layout]
+
+
+def input_tensors(dataset, layout: str, phase: str) -> dict[str, np.ndarray]:
+    """Model inputs of a phase: train trials (held-in, held-out, forward) and eval trials' held-in spikes."""
+    from nlb_tools.make_tensors import make_eval_input_tensors, make_train_input_tensors
+
+    train_split, eval_split = _SPLITS[phase]
+    train = make_train_input_tensors(dataset, layout, trial_split=train_split, save_file=False,
+                                     include_forward_pred=True)
+    evals = make_eval_input_tensors(dataset, layout, trial_split=eval_split, save_file=False)
+    return {**train, **evals}
+
+
+def target_tensors(dataset, layout: str, phase: str) -> dict:
+    """nlb_tools' evaluation targets ({nlb_key: {...}}) for the phase's eval trials."""
+    from nlb_tools.make_tensors import make_eval_target_tensors
+
+    train_split, eval_split = _SPLITS[phase]
+    return make_eval_target_tensors(dataset, layout, train_trial_split=train_split, eval_trial_split=eval_split,
+                                    save_file=False, include_psth=has_psth(layout))
+
+
+def build_phase(raw_dir: Path, layout: str, phase: str, bin_width_ms: int,
+                hidden_path: Path | None = None) -> dict:
+    """All tensors of one phase as the nested dict written to `{dataset}/tensors/{phase}.h5`."""
+    if phase not in _SPLITS:
+        raise ValueError(f"phase must be one of {sorted(_SPLITS)}, got {phase!r}")
+    nlb_dataset(layout)
+    check_raw_dir(raw_dir, layout, need_test=(phase == "test"))
+    dataset = load_binned(raw_dir, bin_width_ms)
+    try:
+        data = input_tensors(dataset, layout, phase)
+    except (KeyError, AttributeError, ValueError) as e:
+        raise NWBLayoutError(f"{raw_dir}: nlb_tools could not build {phase} tensors for layout {layout}: "
+                             f"{type(e).__name__}: {e}") from e
+    if phase == "val":
+        data["targets"] = target_tensors(dataset, layout, phase)
+    elif hidden_path is not None:
+        data["targets"] = target_tensors(load_binned(hidden_path, bin_width_ms), layout, phase)
+        _check_same_trials(data, data["targets"][nlb_key(layout, bin_width_ms)], hidden_path)
+    _check_finite(data, raw_dir)
+    return data
+
+
+def _check_same_trials(inputs: dict, targets: dict, hidden_path: Path) -> None:
+    n_eval, n_target = len(inputs["eval_spikes_heldin"]), len(targets["eval_spikes_heldout"])
+    if n_eval != n_target:
+        raise RuntimeError(f"{hidden_path}: {n_target} test trials in the hidden recording, {n_eval} in the test file")
+
+
+def _check_finite(data: dict, where: Path) -> None:
+    for key, value in data.items():
+        if isinstance(value, np.ndarray) and key.endswith(("heldin", "heldout", "forward")):
+            if not np.isfinite(value).all():
+                raise NWBLayoutError(f"{where}: tensor '{key}' has NaN/inf entries (spikes outside obs_intervals "
+                                     "or inside a trial window?)")
+
+
+def write_phase(path: Path, data: dict, layout: str, phase: str, bin_width_ms: int) -> None:
+    """Write the tensors atomically, with layout / phase / bin width as file attributes."""
+    save_h5(path, data, attrs={"layout": layout, "phase": phase, "bin_width_ms": bin_width_ms})

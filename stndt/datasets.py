@@ -1,0 +1,63 @@
+"""The one home of facts about NLB datasets and NLB metric names.
+
+Every other module (download, synthetic generator, preprocessing, evaluation, tables) reads these
+tables instead of repeating dataset names, dandiset ids or metric names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Metric names exactly as `nlb_tools.evaluation.evaluate` reports them.
+CO_BPS = "co-bps"
+VEL_R2 = "vel R2"
+PSTH_R2 = "psth R2"
+FP_BPS = "fp-bps"
+TP_CORR = "tp corr"
+METRICS: tuple[str, ...] = (CO_BPS, VEL_R2, PSTH_R2, FP_BPS, TP_CORR)
+# For tp corr (dmfc_rsg) more negative is better, as in the benchmark's leaderboard.
+LOWER_IS_BETTER: frozenset[str] = frozenset({TP_CORR})
+
+PHASES: tuple[str, ...] = ("val", "test")
+SUPPORTED_BIN_WIDTHS_MS: tuple[int, ...] = (5, 20)  # the bin widths nlb_tools' evaluate() scores
+
+
+@dataclass(frozen=True)
+class NLBDataset:
+    """One NLB'21 dataset: where it lives on DANDI and which metrics the benchmark defines for it."""
+
+    name: str          # nlb_tools' dataset name (selects its alignment windows and metrics)
+    dandiset: str      # DANDI archive id
+    dandi_dir: str     # folder of the dandiset holding the train/test NWB files
+    family: str        # layout family the synthetic generator follows: mc_maze, mc_rtt, area2_bump, dmfc_rsg
+    metrics: tuple[str, ...]
+
+
+_BEHAVIOUR_MAZE = (CO_BPS, VEL_R2, PSTH_R2, FP_BPS)
+
+NLB_DATASETS: dict[str, NLBDataset] = {
+    d.name: d
+    for d in (
+        NLBDataset("mc_maze", "000128", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE),
+        NLBDataset("mc_rtt", "000129", "sub-Indy", "mc_rtt", (CO_BPS, VEL_R2, FP_BPS)),
+        NLBDataset("area2_bump", "000127", "sub-Han", "area2_bump", _BEHAVIOUR_MAZE),
+        NLBDataset("dmfc_rsg", "000130", "sub-Haydn", "dmfc_rsg", (CO_BPS, TP_CORR, PSTH_R2, FP_BPS)),
+        NLBDataset("mc_maze_large", "000138", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE),
+        NLBDataset("mc_maze_medium", "000139", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE),
+        NLBDataset("mc_maze_small", "000140", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE),
+    )
+}
+LAYOUTS: tuple[str, ...] = tuple(NLB_DATASETS)
+SCALING_DATASETS: tuple[str, ...] = ("mc_maze_large", "mc_maze_medium", "mc_maze_small")
+
+
+def nlb_dataset(layout: str) -> NLBDataset:
+    """Look up a layout by name, with an error that lists the valid names."""
+    try:
+        return NLB_DATASETS[layout]
+    except KeyError:
+        raise ValueError(f"unknown NLB layout {layout!r}; expected one of {', '.join(LAYOUTS)}") from None
+
+
+def nlb_key(layout: str, bin_width_ms: int) -> str:
+    """Name nlb_tools uses for a dataset's group in target and submission files (`mc_maze`, `mc_maze_20`)."""
+    return layout if bin_width_ms == 5 else f"{layout}_{bin_width_ms}"

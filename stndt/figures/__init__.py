@@ -1,0 +1,1 @@
+"""Figures of the pipeline (each function writes one PNG + PDF pair)."""

@@ -1,0 +1,37 @@
+# Helpers shared by the rule files: which datasets each rule applies to, and per-dataset parameters.
+import re
+import json
+
+
+def one_of(names):
+    """Wildcard constraint matching exactly these dataset ids (or nothing when the list is empty)."""
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
+
+
+def ds_cfg(wildcards):
+    return CFG.datasets[wildcards.dataset]
+
+
+def is_synthetic(dataset):
+    return CFG.datasets[dataset].source == "synthetic"
+
+
+def as_json(obj):
+    """Quote a JSON value for a shell command line."""
+    return "'" + json.dumps(obj, sort_keys=True).replace("'", "'\\''") + "'"
+
+
+def resources_for(stage, key, default):
+    return config.get("resources", {}).get(stage, {}).get(key, default)
+
+
+STNDT = "python -m stndt.cli"  # every rule is one subcommand of the stndt command line
+CONDA_ENV = "../../envs/stndt.yaml"
+ALL_DATASETS = list(CFG.datasets)
+SYNTHETIC = CFG.by_source("synthetic")
+PHASES = ["val", "test"]
+
+
+wildcard_constraints:
+    dataset=one_of(ALL_DATASETS),
+    phase="val|test",

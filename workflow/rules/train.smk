@@ -1,0 +1,1 @@
+# Stage 2: one training job per ensemble member.
