@@ -123,6 +123,147 @@ def _overview(a):
     plot_data_overview(a.tensors, a.truth, a.out)
 
 
+# ---------------------------------------------------------------- training
+def _train_args(p):
+    p.add_argument("--val", required=True, type=Path, help="val-phase tensors (training and validation)")
+    p.add_argument("--test", type=Path, help="test-phase tensors (rates for the submission)")
+    p.add_argument("--out", required=True, type=Path, help="member folder")
+    p.add_argument("--member", required=True, help="member id, e.g. m003 (selects its hyperparameter draw)")
+    p.add_argument("--layout", required=True)
+    p.add_argument("--spaces", type=Path, default=Path("config/search_spaces.yaml"), help="search-space file")
+    p.add_argument("--space", help="search-space name in that file (default: the layout's)")
+    p.add_argument("--overrides", default="{}", help="JSON: search-space entries replacing the file's")
+    p.add_argument("--training", default="{}", help="JSON: fixed settings for every member (TrainConfig fields)")
+    p.add_argument("--variant", default="stndt", help="stndt | ndt | no_contrast")
+    p.add_argument("--seed", type=int, default=0, help="pipeline seed (member seeds derive from it)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+
+
+@command("train", "train one ensemble member (resumes from its last saved state)")(_train_args)
+def _train(a):
+    from stndt.train.loop import train_member
+    from stndt.train.members import member_index, member_params
+
+    training = json.loads(a.training)
+    if a.threads:
+        training["num_threads"] = a.threads
+    params = member_params(a.spaces, a.layout, member_index(a.member), a.seed, a.variant,
+                           json.loads(a.overrides), training, a.space)
+    summary = train_member(a.val, a.test, a.out, params, progress=True)
+    logging.getLogger("stndt").info("member %s done: %s", a.member, json.dumps(summary, default=str))
+
+
+# ---------------------------------------------------------------- evaluation
+def _score_args(p):
+    p.add_argument("--rates", required=True, type=Path, help="rates file (NLB submission layout)")
+    p.add_argument("--rates-group", help="group of the rates file holding the phase (truth.h5: val or test)")
+    p.add_argument("--tensors", required=True, type=Path, help="the phase's tensors file (targets)")
+    p.add_argument("--truth", type=Path, help="truth.h5: also report R2 against the true rates")
+    p.add_argument("--out", required=True, type=Path, help="metrics JSON")
+
+
+@command("score", "score a rates file with nlb_tools' evaluate")(_score_args)
+def _score(a):
+    from stndt.evaluate.pipeline import score_rates
+
+    score_rates(a.rates, a.tensors, a.out, a.truth, a.rates_group)
+
+
+def _table_args(p):
+    p.add_argument("--members", required=True, nargs="+", type=Path, help="member folders")
+    p.add_argument("--out", required=True, type=Path)
+
+
+@command("members-table", "one row per member: hyperparameters and metrics")(_table_args)
+def _members_table(a):
+    from stndt.evaluate.pipeline import members_table
+
+    members_table(a.members, a.out)
+
+
+def _ensemble_args(p):
+    p.add_argument("--table", required=True, type=Path, help="members.csv")
+    p.add_argument("--members", required=True, nargs="+", type=Path, help="member folders")
+    p.add_argument("--val", required=True, type=Path, help="val-phase tensors")
+    p.add_argument("--test", required=True, type=Path, help="test-phase tensors")
+    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--seed", type=int, default=0, help="seed of the honest split of the val trials")
+
+
+@command("ensemble", "rank members by val co-bps and choose the ensemble size")(_ensemble_args)
+def _ensemble(a):
+    from stndt.evaluate.pipeline import build_ensemble
+
+    build_ensemble(a.table, a.members, a.val, a.test, a.out_dir, a.seed)
+
+
+def _smoothing_args(p):
+    p.add_argument("--tensors", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+
+
+@command("smoothing", "NLB spike-smoothing baseline rates for one phase")(_smoothing_args)
+def _smoothing(a):
+    from stndt.evaluate.pipeline import smoothing_baseline
+
+    smoothing_baseline(a.tensors, a.out)
+
+
+def _submission_args(p):
+    p.add_argument("--rates", required=True, type=Path, help="the ensemble's test-phase rates")
+    p.add_argument("--test", required=True, type=Path, help="test-phase tensors")
+    p.add_argument("--out", required=True, type=Path)
+
+
+@command("submission", "write and check the EvalAI test-phase submission")(_submission_args)
+def _submission(a):
+    from stndt.evaluate.pipeline import submission
+
+    submission(a.rates, a.test, a.out)
+
+
+def _baselines_args(p):
+    p.add_argument("--dataset-dir", required=True, type=Path)
+    p.add_argument("--phases", nargs="+", default=["val"])
+    p.add_argument("--variants", nargs="*", default=["ndt", "no_contrast"])
+    p.add_argument("--synthetic", action="store_true", help="add the oracle (true rates) row")
+    p.add_argument("--out", required=True, type=Path)
+
+
+@command("baselines", "collect every method's metrics into baselines.csv")(_baselines_args)
+def _baselines(a):
+    from stndt.evaluate.pipeline import write_baselines
+
+    write_baselines(a.dataset_dir, a.phases, a.variants, a.synthetic, a.out)
+
+
+# ---------------------------------------------------------------- paper
+def _tables_args(p):
+    p.add_argument("--dataset", nargs=3, action="append", required=True, metavar=("ID", "LAYOUT", "BASELINES_CSV"),
+                   help="one per dataset: its id, NLB layout and baselines.csv")
+    p.add_argument("--synthetic", nargs="*", default=[], help="ids of synthetic datasets (no published rows)")
+    p.add_argument("--published", type=Path, default=Path("config/published_results.csv"))
+    p.add_argument("--out-dir", required=True, type=Path)
+
+
+@command("tables", "the paper's tables (ours beside the published numbers), CSV + Markdown")(_tables_args)
+def _tables(a):
+    import pandas as pd
+
+    from stndt.paper.tables import ablation_table, load_published, main_table, scaling_table, write_table
+
+    results = {ds: (layout, pd.read_csv(path)) for ds, layout, path in a.dataset}
+    main = main_table(results, load_published(a.published), set(a.synthetic))
+    cite = ("Published: Le & Shlizerman, STNDT, NeurIPS 2022 (NLB'21 hidden test split). Ours: test split "
+            "where its targets are known (synthetic data), else the local val split.")
+    write_table(main, a.out_dir / "table1_main.csv", "Table 1/2: STNDT and baselines", cite)
+    write_table(ablation_table(main), a.out_dir / "table3_ablation.csv",
+                "Table 3/4: contrastive-loss ablation", cite)
+    scaling = scaling_table(main)
+    if len(scaling):
+        write_table(scaling, a.out_dir / "table_scaling.csv", "MC_Maze scaling (large / medium / small)", cite)
+
+
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stndt", description=__doc__)

@@ -14,10 +14,15 @@ PSTH_R2 = "psth R2"
 FP_BPS = "fp-bps"
 TP_CORR = "tp corr"
 METRICS: tuple[str, ...] = (CO_BPS, VEL_R2, PSTH_R2, FP_BPS, TP_CORR)
+# Ground-truth comparison for synthetic data (R2 of predicted vs true rates); not an NLB metric.
+RATE_R2 = "rate R2"
 # For tp corr (dmfc_rsg) more negative is better, as in the benchmark's leaderboard.
 LOWER_IS_BETTER: frozenset[str] = frozenset({TP_CORR})
 
 PHASES: tuple[str, ...] = ("val", "test")
+# nlb_tools trial splits of each phase: (train trials, eval trials). The val phase evaluates locally on
+# the 'val' split; the test phase trains on train+val and predicts the hidden 'test' split.
+PHASE_SPLITS: dict[str, tuple[str | list[str], str]] = {"val": ("train", "val"), "test": (["train", "val"], "test")}
 SUPPORTED_BIN_WIDTHS_MS: tuple[int, ...] = (5, 20)  # the bin widths nlb_tools' evaluate() scores
 
 
@@ -30,6 +35,8 @@ class NLBDataset:
     dandi_dir: str     # folder of the dandiset holding the train/test NWB files
     family: str        # layout family the synthetic generator follows: mc_maze, mc_rtt, area2_bump, dmfc_rsg
     metrics: tuple[str, ...]
+    smooth_kern_sd_ms: float = 50.0  # NLB spike-smoothing baseline: kernel sd and GLM alpha, as tuned by
+    smooth_alpha: float = 0.01       # the NLB authors per dataset
 
 
 _BEHAVIOUR_MAZE = (CO_BPS, VEL_R2, PSTH_R2, FP_BPS)
@@ -37,13 +44,13 @@ _BEHAVIOUR_MAZE = (CO_BPS, VEL_R2, PSTH_R2, FP_BPS)
 NLB_DATASETS: dict[str, NLBDataset] = {
     d.name: d
     for d in (
-        NLBDataset("mc_maze", "000128", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE),
-        NLBDataset("mc_rtt", "000129", "sub-Indy", "mc_rtt", (CO_BPS, VEL_R2, FP_BPS)),
-        NLBDataset("area2_bump", "000127", "sub-Han", "area2_bump", _BEHAVIOUR_MAZE),
-        NLBDataset("dmfc_rsg", "000130", "sub-Haydn", "dmfc_rsg", (CO_BPS, TP_CORR, PSTH_R2, FP_BPS)),
-        NLBDataset("mc_maze_large", "000138", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE),
-        NLBDataset("mc_maze_medium", "000139", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE),
-        NLBDataset("mc_maze_small", "000140", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE),
+        NLBDataset("mc_maze", "000128", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE, 50, 0.01),
+        NLBDataset("mc_rtt", "000129", "sub-Indy", "mc_rtt", (CO_BPS, VEL_R2, FP_BPS), 30, 0.1),
+        NLBDataset("area2_bump", "000127", "sub-Han", "area2_bump", _BEHAVIOUR_MAZE, 30, 0.01),
+        NLBDataset("dmfc_rsg", "000130", "sub-Haydn", "dmfc_rsg", (CO_BPS, TP_CORR, PSTH_R2, FP_BPS), 60, 0.001),
+        NLBDataset("mc_maze_large", "000138", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE, 40, 0.1),
+        NLBDataset("mc_maze_medium", "000139", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE, 60, 0.1),
+        NLBDataset("mc_maze_small", "000140", "sub-Jenkins", "mc_maze", _BEHAVIOUR_MAZE, 60, 0.1),
     )
 }
 LAYOUTS: tuple[str, ...] = tuple(NLB_DATASETS)

@@ -47,25 +47,39 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def save_h5(path: str | os.PathLike, data: dict, compression: str | None = "gzip",
-            attrs: dict | None = None) -> None:
-    """Write a nested dict of arrays to HDF5 atomically (groups for nested dicts; `attrs` on the root)."""
+def save_h5(path: str | os.PathLike, data: dict, attrs: dict | None = None) -> None:
+    """Write a nested dict of arrays atomically with nlb_tools' own writer (`save_to_h5`).
+
+    Using nlb_tools' writer keeps its conventions exactly (float32/int32 storage, ragged arrays such as
+    `eval_cond_idx` as variable-length datasets), so nlb_tools reads our files like its own. `attrs` go on
+    the root group before the file gets its final name.
+    """
+    from nlb_tools.make_tensors import save_to_h5
+
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _write_group(f, data, compression)
-            f.attrs.update(attrs or {})
+        tmp.unlink()  # nlb_tools opens in append mode and needs a non-existent or valid HDF5 file
+        save_to_h5(_rectangular(data), str(tmp), overwrite=True)
+        if attrs:
+            with h5py.File(tmp, "a") as f:
+                f.attrs.update(attrs)
 
 
-def _write_group(group: h5py.Group, data: dict, compression: str | None) -> None:
+def _rectangular(data: dict) -> dict:
+    """Turn 2-D object arrays of numbers into numeric arrays.
+
+    nlb_tools builds condition-index lists (`eval_cond_idx`) as object arrays; when every condition
+    happens to have the same number of trials numpy makes them 2-D arrays of Python ints, which its own
+    writer cannot store. As plain integer arrays they index exactly the same trials.
+    """
+    out = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            _write_group(group.create_group(key), value, compression)
+            out[key] = _rectangular(value)
+        elif isinstance(value, np.ndarray) and value.dtype == object and value.ndim >= 2:
+            out[key] = np.array(value.tolist())
         else:
-            arr = np.asarray(value)
-            if arr.dtype.kind == "U":
-                arr = arr.astype("S")
-            kwargs = {"compression": compression} if (compression and arr.ndim > 0) else {}
-            group.create_dataset(key, data=arr, **kwargs)
+            out[key] = value
+    return out
 
 
 def read_h5_attrs(path: str | os.PathLike) -> dict:

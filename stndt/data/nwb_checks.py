@@ -69,6 +69,19 @@ def _timeseries_names(nwbfile) -> set[str]:
     return names
 
 
+def _check_units(path: Path, nwbfile, is_train: bool) -> list[bool]:
+    if nwbfile.units is None:
+        raise NWBLayoutError(f"{path}: no units table (field 'units')")
+    for field in _UNIT_FIELDS:
+        if field not in nwbfile.units.colnames:
+            raise NWBLayoutError(f"{path}: units table has no '{field}' column")
+    heldout = [bool(h) for h in nwbfile.units["heldout"][:]]
+    if is_train and not any(heldout):
+        raise NWBLayoutError(f"{path}: no held-out units (units 'heldout' is False for every unit); "
+                             "the train file of an NLB dataset must contain held-out units")
+    return heldout
+
+
 def check_nwb_file(path: Path, layout: str) -> dict:
     """Check one file; return a summary {splits, n_heldin, n_heldout}. Raises NWBLayoutError naming the field."""
     from pynwb import NWBHDF5IO
@@ -91,21 +104,13 @@ def check_nwb_file(path: Path, layout: str) -> dict:
         bad = splits - {"train", "val", "test", "none"}
         if bad:
             raise NWBLayoutError(f"{path}: trials 'split' has values {sorted(bad)}; allowed: train, val, test, none")
-        if nwbfile.units is None:
-            raise NWBLayoutError(f"{path}: no units table (field 'units')")
-        for field in _UNIT_FIELDS:
-            if field not in nwbfile.units.colnames:
-                raise NWBLayoutError(f"{path}: units table has no '{field}' column")
-        heldout = [bool(h) for h in nwbfile.units["heldout"][:]]
         is_train = bool(splits & {"train", "val"})
+        heldout = _check_units(path, nwbfile, is_train)
         needed = train_trial_fields(layout) if is_train else window_fields(layout)
         missing = sorted(needed - trial_cols)
         if missing:
             raise NWBLayoutError(f"{path}: trials table lacks field(s) {missing} required by the {layout} layout")
         if is_train:
-            if not any(heldout):
-                raise NWBLayoutError(f"{path}: no held-out units (units 'heldout' is False for every unit); "
-                                     "the train file of an NLB dataset must contain held-out units")
             series = behaviour_series(layout)
             if series and series not in _timeseries_names(nwbfile):
                 raise NWBLayoutError(f"{path}: no behaviour TimeSeries named '{series}' in acquisition or "

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from stndt.datasets import SUPPORTED_BIN_WIDTHS_MS, nlb_dataset, nlb_key
+from stndt.datasets import PHASE_SPLITS, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset, nlb_key
 from stndt.data.nwb_checks import NWBLayoutError, check_raw_dir
 from stndt.io import save_h5
 
 log = logging.getLogger(__name__)
 
-_SPLITS = {"val": ("train", "val"), "test": (["train", "val"], "test")}
 
 
 def load_binned(path: Path, bin_width_ms: int):
@@ -45,7 +44,7 @@ def input_tensors(dataset, layout: str, phase: str) -> dict[str, np.ndarray]:
     """Model inputs of a phase: train trials (held-in, held-out, forward) and eval trials' held-in spikes."""
     from nlb_tools.make_tensors import make_eval_input_tensors, make_train_input_tensors
 
-    train_split, eval_split = _SPLITS[phase]
+    train_split, eval_split = PHASE_SPLITS[phase]
     train = make_train_input_tensors(dataset, layout, trial_split=train_split, save_file=False,
                                      include_forward_pred=True)
     evals = make_eval_input_tensors(dataset, layout, trial_split=eval_split, save_file=False)
@@ -56,7 +55,7 @@ def target_tensors(dataset, layout: str, phase: str) -> dict:
     """nlb_tools' evaluation targets ({nlb_key: {...}}) for the phase's eval trials."""
     from nlb_tools.make_tensors import make_eval_target_tensors
 
-    train_split, eval_split = _SPLITS[phase]
+    train_split, eval_split = PHASE_SPLITS[phase]
     return make_eval_target_tensors(dataset, layout, train_trial_split=train_split, eval_trial_split=eval_split,
                                     save_file=False, include_psth=has_psth(layout))
 
@@ -64,8 +63,8 @@ def target_tensors(dataset, layout: str, phase: str) -> dict:
 def build_phase(raw_dir: Path, layout: str, phase: str, bin_width_ms: int,
                 hidden_path: Path | None = None) -> dict:
     """All tensors of one phase as the nested dict written to `{dataset}/tensors/{phase}.h5`."""
-    if phase not in _SPLITS:
-        raise ValueError(f"phase must be one of {sorted(_SPLITS)}, got {phase!r}")
+    if phase not in PHASE_SPLITS:
+        raise ValueError(f"phase must be one of {sorted(PHASE_SPLITS)}, got {phase!r}")
     nlb_dataset(layout)
     check_raw_dir(raw_dir, layout, need_test=(phase == "test"))
     dataset = load_binned(raw_dir, bin_width_ms)

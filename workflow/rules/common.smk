@@ -25,7 +25,16 @@ def resources_for(stage, key, default):
     return config.get("resources", {}).get(stage, {}).get(key, default)
 
 
-STNDT = "python -m stndt.cli"  # every rule is one subcommand of the stndt command line
+def _stndt_command():
+    """Every rule is one subcommand of the stndt command line, run by the environment's Python: the
+    conda environment's under --sdm conda, otherwise the interpreter running Snakemake (so a virtual
+    environment works without being activated)."""
+    methods = {str(m).lower() for m in workflow.deployment_settings.deployment_method}
+    python = "python" if any("conda" in m for m in methods) else sys.executable
+    return f"{python} -m stndt.cli"
+
+
+STNDT = _stndt_command()
 CONDA_ENV = "../../envs/stndt.yaml"
 ALL_DATASETS = list(CFG.datasets)
 SYNTHETIC = CFG.by_source("synthetic")

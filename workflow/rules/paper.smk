@@ -2,4 +2,4 @@
 
 
 def paper_outputs():
-    return data_outputs()
+    return data_outputs() + evaluation_outputs()

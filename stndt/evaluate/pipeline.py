@@ -1,0 +1,134 @@
+"""File-level steps of the evaluation stage, one function per Snakemake rule.
+
+Each function reads the files a rule names, calls the scoring / ensembling code of this package
+(metrics from nlb_tools' evaluate), and writes its outputs atomically.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from stndt.datasets import METRICS, RATE_R2, nlb_dataset, nlb_key
+from stndt.evaluate.ensemble import ensemble_curve, ensemble_rates, rank_members, select_ensemble
+from stndt.evaluate.metrics import has_targets, load_rates, load_targets, rate_r2, score
+from stndt.evaluate.smoothing import smoothing_rates
+from stndt.evaluate.submission import write_submission
+from stndt.io import atomic_path, load_h5, read_h5_attrs, save_h5, write_json
+
+log = logging.getLogger(__name__)
+
+
+def _layout(tensors: Path) -> tuple[str, int]:
+    attrs = read_h5_attrs(tensors)
+    return str(attrs["layout"]), int(attrs["bin_width_ms"])
+
+
+def write_csv(path: Path, table: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def score_rates(rates_path: Path, tensors_path: Path, out: Path, truth_path: Path | None = None,
+                rates_group: str | None = None) -> dict:
+    """Score one rates file on its phase's targets; add R2 against the true rates when known."""
+    layout, bw = _layout(tensors_path)
+    phase = str(read_h5_attrs(tensors_path)["phase"])
+    rates = load_rates(rates_path, rates_group)
+    metrics = score(load_targets(tensors_path), rates, layout, bw)
+    if truth_path is not None:
+        metrics[RATE_R2] = rate_r2(rates, load_rates(truth_path, phase), nlb_key(layout, bw))
+    write_json(out, {"phase": phase, "layout": layout, "rates": str(rates_path), **metrics})
+    return metrics
+
+
+def members_table(member_dirs: Sequence[Path], out: Path) -> pd.DataFrame:
+    """One row per member: id, sampled hyperparameters, training summary, val (and test) metrics."""
+    rows = []
+    for d in map(Path, member_dirs):
+        params = json.loads((d / "params.json").read_text())
+        row = {"member": d.name}
+        row.update({k: v for k, v in params["hyperparameters"].items() if k != "seed"})
+        summary = params.get("training", {})
+        row.update({"best_epoch": summary.get("best_epoch"), "val nll": summary.get("val nll"),
+                    "epochs_run": summary.get("epochs_run"), "train_seconds": summary.get("train_seconds")})
+        for phase in ("val", "test"):
+            f = d / f"metrics_{phase}.json"
+            if f.exists():
+                m = json.loads(f.read_text())
+                prefix = "" if phase == "val" else "test "
+                row.update({prefix + k: m[k] for k in (*METRICS, RATE_R2) if k in m})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    write_csv(out, table)
+    return table
+
+
+def build_ensemble(table_path: Path, member_dirs: Sequence[Path], tensors_val: Path, tensors_test: Path,
+                   out_dir: Path, seed: int) -> dict:
+    """Rank members by val co-bps, choose the ensemble size, write its curve, json and rates."""
+    layout, bw = _layout(tensors_val)
+    table = pd.read_csv(table_path)
+    by_id = {Path(d).name: Path(d) for d in member_dirs}
+    ranking = rank_members(table)
+    rates_val = {m: by_id[m] / "rates_val.h5" for m in ranking}
+    rates_test = {m: by_id[m] / "rates_test.h5" for m in ranking}
+    targets_val = load_targets(tensors_val)
+    curve = ensemble_curve(rates_val, ranking, targets_val, layout, bw)
+    targets_test = load_targets(tensors_test) if has_targets(tensors_test) else None
+    chosen = select_ensemble(rates_val, ranking, targets_val, layout, bw, curve=curve, seed=seed,
+                             member_rates_test=rates_test if targets_test is not None else None,
+                             targets_test=targets_test)
+    for phase, rates in (("val", rates_val), ("test", rates_test)):
+        save_h5(out_dir / "ensemble" / f"rates_{phase}.h5", ensemble_rates(rates, chosen["members"]))
+    write_csv(out_dir / "ensemble_curve.csv", curve)
+    write_json(out_dir / "ensemble.json", chosen)
+    return chosen
+
+
+def smoothing_baseline(tensors: Path, out: Path) -> None:
+    """NLB spike-smoothing baseline rates for one phase, with the NLB authors' per-dataset settings."""
+    layout, bw = _layout(tensors)
+    info = nlb_dataset(layout)
+    data = load_h5(tensors)
+    save_h5(out, smoothing_rates(data, layout, bw, kern_sd_ms=info.smooth_kern_sd_ms, alpha=info.smooth_alpha))
+
+
+def submission(ensemble_rates_test: Path, tensors_test: Path, out: Path) -> None:
+    layout, bw = _layout(tensors_test)
+    write_submission(load_rates(ensemble_rates_test), out, tensors_test, layout, bw)
+
+
+# method name -> (metrics file of the val phase relative to the dataset folder), single = best member
+def baseline_rows(ds_dir: Path, phases: Sequence[str], variants: Sequence[str], synthetic: bool) -> pd.DataFrame:
+    """The comparison table: every method's metrics on the same trials, one row per method and phase."""
+    methods: dict[str, Path] = {"stndt_ensemble": ds_dir / "ensemble"}
+    methods["stndt_single"] = _best_member(ds_dir)
+    for v in variants:
+        methods[f"{v}_ensemble"] = ds_dir / "variants" / v / "ensemble"
+        methods[f"{v}_single"] = _best_member(ds_dir / "variants" / v)
+    methods["smoothing"] = ds_dir / "baselines" / "smoothing"
+    if synthetic:
+        methods["oracle"] = ds_dir / "baselines" / "oracle"
+    rows = []
+    for method, folder in methods.items():
+        for phase in phases:
+            m = json.loads((folder / f"metrics_{phase}.json").read_text())
+            rows.append({"method": method, "phase": phase,
+                         **{k: m.get(k) for k in (*METRICS, RATE_R2) if k in m}})
+    return pd.DataFrame(rows)
+
+
+def _best_member(root: Path) -> Path:
+    ens = json.loads((root / "ensemble.json").read_text())
+    return root / "members" / ens["ranking"][0]
+
+
+def write_baselines(ds_dir: Path, phases: Sequence[str], variants: Sequence[str], synthetic: bool,
+                    out: Path) -> pd.DataFrame:
+    table = baseline_rows(ds_dir, phases, variants, synthetic)
+    write_csv(out, table)
+    return table

@@ -1,0 +1,57 @@
+"""Training-loop settings of one ensemble member.
+
+Kept in its own module (not in loop.py) so that the search-space code can map flat hyperparameter
+names onto it without importing the training loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one member is optimised. Defaults follow the published STNDT configuration.
+
+    Epoch-valued settings (warmup_epochs, patience, max_epochs, val_every) are counted in passes over
+    the training trials, as in the reference code. The learning rate is a pure function of the epoch
+    (linear warm-up, then cosine decay reaching zero at max_epochs), so resuming needs no scheduler
+    object, only the epoch counter.
+    """
+
+    max_epochs: int = 50_000
+    val_every: int = 20            # epochs between validations (val co-bps decides the kept checkpoint)
+    patience: int = 3_000          # stop after this many epochs without a better val co-bps
+    batch_size: int = 64
+    eval_batch_size: int = 256     # inference only; no effect on results
+    lr: float = 1e-3
+    weight_decay: float = 5e-5
+    adam_eps: float = 1e-8
+    warmup_epochs: int = 5_000
+    grad_clip: float = 200.0       # max global gradient norm (reference MAX_GRAD_NORM)
+    seed: int = 0
+    device: str = "auto"           # 'auto' = CUDA when available, else CPU; or any torch device string
+    bf16: bool | None = None       # None = bfloat16 autocast on CUDA only
+    num_threads: int | None = None  # torch CPU threads; None leaves torch's default
+    checkpoint_every_epochs: int = 100  # resumable state.pt is saved at the first of these two limits
+    checkpoint_every_s: float = 300.0
+    keep_state: bool = False       # keep state.pt after the outputs are written
+
+    def __post_init__(self) -> None:
+        positive = ("max_epochs", "val_every", "batch_size", "eval_batch_size", "checkpoint_every_epochs")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("patience", "warmup_epochs", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"TrainConfig.{name} must be a non-negative integer, got {value!r}")
+        for name in ("lr", "grad_clip", "adam_eps", "checkpoint_every_s"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if not float(self.weight_decay) >= 0:
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.bf16 not in (None, True, False):
+            raise ValueError(f"TrainConfig.bf16 must be true, false or null, got {self.bf16!r}")
+        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
+            raise ValueError(f"TrainConfig.num_threads must be a positive integer or null, got {self.num_threads!r}")
