@@ -21,6 +21,17 @@ def as_json(obj):
     return "'" + json.dumps(obj, sort_keys=True).replace("'", "'\\''") + "'"
 
 
+def repo_file(path):
+    """A config path relative to the working directory, or else to this repository (its shipped files)."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    return os.path.join(ROOT, path)
+
+
+SEARCH_SPACES = repo_file(config.get("search_spaces", "config/search_spaces.yaml"))
+PUBLISHED = repo_file("config/published_results.csv")
+
+
 def resources_for(stage, key, default):
     return config.get("resources", {}).get(stage, {}).get(key, default)
 

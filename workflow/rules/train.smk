@@ -29,7 +29,7 @@ TRAIN_SHELL = (
 TRAIN_INPUT = dict(
     val=f"{R}/{{dataset}}/tensors/val.h5",
     test=f"{R}/{{dataset}}/tensors/test.h5",
-    spaces=config.get("search_spaces", "config/search_spaces.yaml"),
+    spaces=SEARCH_SPACES,
 )
 
 
