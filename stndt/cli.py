@@ -264,6 +264,47 @@ def _tables(a):
         write_table(scaling, a.out_dir / "table_scaling.csv", "MC_Maze scaling (large / medium / small)", cite)
 
 
+def _dropping_args(p):
+    p.add_argument("--dataset-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="tidy CSV")
+    p.add_argument("--members", type=int, default=3, help="STNDT (and as many NDT) members analysed")
+    p.add_argument("--random", type=int, default=3, help="random drop orders per member")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+
+
+@command("neuron-dropping", "Fig. 5 analysis: drop most-attended vs random input neurons")(_dropping_args)
+def _neuron_dropping(a):
+    from stndt.analysis.neuron_dropping import neuron_dropping
+
+    neuron_dropping(a.dataset_dir, a.out, n_members=a.members, n_random=a.random, seed=a.seed, threads=a.threads)
+
+
+FIGURES = ("fig2_member_metrics", "fig3_ensemble", "fig4_attention", "fig5_neuron_dropping", "training_curves")
+
+
+def _figure_args(p):
+    p.add_argument("name", choices=FIGURES)
+    p.add_argument("--dataset-dir", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="PNG (a PDF is written beside it)")
+
+
+@command("figure", "one of the paper's figures for one dataset (PNG + PDF)")(_figure_args)
+def _figure(a):
+    from stndt.figures import paper_figures as pf
+
+    d = a.dataset_dir
+    if a.name == "fig2_member_metrics":
+        variants = {v.name: v / "members.csv" for v in sorted((d / "variants").glob("*")) if (v / "members.csv").exists()}
+        pf.fig2_member_metrics(d / "members.csv", a.out, variants=variants, loss_column="masked nll")
+    elif a.name == "fig5_neuron_dropping":
+        pf.fig5_neuron_dropping(d / "analysis" / "neuron_dropping.csv", a.out)
+    elif a.name == "training_curves":
+        pf.fig_training_curves(d, a.out)
+    else:
+        getattr(pf, a.name)(d, a.out)
+
+
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stndt", description=__doc__)

@@ -54,6 +54,7 @@ def members_table(member_dirs: Sequence[Path], out: Path) -> pd.DataFrame:
         row.update({k: v for k, v in params["hyperparameters"].items() if k != "seed"})
         summary = params.get("training", {})
         row.update({"best_epoch": summary.get("best_epoch"), "val nll": summary.get("val nll"),
+                    "masked nll": _masked_nll_at(d / "train_log.csv", summary.get("best_epoch")),
                     "epochs_run": summary.get("epochs_run"), "train_seconds": summary.get("train_seconds")})
         for phase in ("val", "test"):
             f = d / f"metrics_{phase}.json"
@@ -65,6 +66,14 @@ def members_table(member_dirs: Sequence[Path], out: Path) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     write_csv(out, table)
     return table
+
+
+def _masked_nll_at(train_log: Path, epoch) -> float | None:
+    """The masked-modeling loss (training objective without the contrastive term) at the kept epoch:
+    the x-axis of the paper's Fig. 2A, which shows it is a poor guide to the NLB metrics."""
+    log_rows = pd.read_csv(train_log)
+    rows = log_rows[log_rows["epoch"] == epoch] if epoch is not None else log_rows.tail(1)
+    return float(rows["masked_nll"].iloc[-1]) if len(rows) else None
 
 
 def build_ensemble(table_path: Path, member_dirs: Sequence[Path], tensors_val: Path, tensors_test: Path,

@@ -8,6 +8,7 @@ rule download:
     wildcard_constraints:
         dataset=one_of(CFG.by_source("dandi")),
     params:
+        cli=STNDT,
         layout=lambda w: ds_cfg(w).layout,
         version=lambda w: ds_cfg(w).dandi_version or "",
         cache=f"{R}/.dandi_cache",
@@ -20,7 +21,7 @@ rule download:
     conda:
         CONDA_ENV
     shell:
-        "{STNDT} download --layout {params.layout} --out {output} --cache {params.cache}"
+        "{params.cli} download --layout {params.layout} --out {output} --cache {params.cache}"
         " --version '{params.version}' > {log} 2>&1"
 
 
@@ -32,6 +33,7 @@ rule synthesize:
     wildcard_constraints:
         dataset=one_of(SYNTHETIC),
     params:
+        cli=STNDT,
         layout=lambda w: ds_cfg(w).layout,
         synthetic=lambda w: as_json(ds_cfg(w).synthetic),
         seed=CFG.seed,
@@ -43,7 +45,7 @@ rule synthesize:
     conda:
         CONDA_ENV
     shell:
-        "{STNDT} synthesize --layout {params.layout} --raw {output.raw} --hidden {output.hidden}"
+        "{params.cli} synthesize --layout {params.layout} --raw {output.raw} --hidden {output.hidden}"
         " --params {params.synthetic} --seed {params.seed} > {log} 2>&1"
 
 
@@ -54,6 +56,7 @@ rule link_local:
     wildcard_constraints:
         dataset=one_of(CFG.by_source("local")),
     params:
+        cli=STNDT,
         src=lambda w: ds_cfg(w).path,
         layout=lambda w: ds_cfg(w).layout,
     log:
@@ -63,12 +66,7 @@ rule link_local:
     conda:
         CONDA_ENV
     shell:
-        "{STNDT} link-local --src {params.src} --layout {params.layout} --out {output} > {log} 2>&1"
-
-
-def hidden_input(wildcards):
-    """The complete hidden recording (test-phase targets), known for synthetic datasets only."""
-    return [f"{R}/{wildcards.dataset}/truth/full.nwb"] if is_synthetic(wildcards.dataset) else []
+        "{params.cli} link-local --src {params.src} --layout {params.layout} --out {output} > {log} 2>&1"
 
 
 rule tensors:
@@ -79,6 +77,7 @@ rule tensors:
     output:
         f"{R}/{{dataset}}/tensors/{{phase}}.h5",
     params:
+        cli=STNDT,
         layout=lambda w: ds_cfg(w).layout,
         bw=CFG.bin_width_ms,
         hidden=lambda w, input: f"--hidden {input.hidden}" if input.hidden else "",
@@ -90,7 +89,7 @@ rule tensors:
     conda:
         CONDA_ENV
     shell:
-        "{STNDT} tensors --raw {input.raw} --layout {params.layout} --phase {wildcards.phase}"
+        "{params.cli} tensors --raw {input.raw} --layout {params.layout} --phase {wildcards.phase}"
         " --bin-width {params.bw} {params.hidden} --out {output} > {log} 2>&1"
 
 
@@ -103,6 +102,7 @@ rule truth:
     wildcard_constraints:
         dataset=one_of(SYNTHETIC),
     params:
+        cli=STNDT,
         layout=lambda w: ds_cfg(w).layout,
         bw=CFG.bin_width_ms,
     log:
@@ -113,11 +113,7 @@ rule truth:
     conda:
         CONDA_ENV
     shell:
-        "{STNDT} truth --hidden {input} --layout {params.layout} --bin-width {params.bw} --out {output} > {log} 2>&1"
-
-
-def truth_input(wildcards):
-    return [f"{R}/{wildcards.dataset}/truth.h5"] if is_synthetic(wildcards.dataset) else []
+        "{params.cli} truth --hidden {input} --layout {params.layout} --bin-width {params.bw} --out {output} > {log} 2>&1"
 
 
 rule data_overview:
@@ -133,6 +129,7 @@ rule data_overview:
             subcategory="{dataset}",
         ),
     params:
+        cli=STNDT,
         truth=lambda w, input: f"--truth {input.truth}" if input.truth else "",
     log:
         f"{R}/logs/data_overview/{{dataset}}.log",
@@ -141,17 +138,7 @@ rule data_overview:
     conda:
         CONDA_ENV
     shell:
-        "{STNDT} overview --tensors {input.tensors} {params.truth} --out {output} > {log} 2>&1"
-
-
-def data_outputs():
-    out = []
-    for ds in ALL_DATASETS:
-        out += expand(f"{R}/{ds}/tensors/{{phase}}.h5", phase=PHASES)
-        out.append(f"{R}/{ds}/figures/data_overview.png")
-        if is_synthetic(ds):
-            out.append(f"{R}/{ds}/truth.h5")
-    return out
+        "{params.cli} overview --tensors {input.tensors} {params.truth} --out {output} > {log} 2>&1"
 
 
 rule data:

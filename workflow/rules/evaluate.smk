@@ -1,22 +1,9 @@
 # Stage 3: score every member, choose the ensembles, run the baselines, write the EvalAI submission.
 
 
-def scored_phases(dataset):
-    """Phases whose targets are known: val always, test for synthetic data (hidden targets)."""
-    return PHASES if is_synthetic(dataset) else ["val"]
-
-
 SCORED = r"members/m\d+|variants/(ndt|no_contrast)/members/m\d+|ensemble|variants/(ndt|no_contrast)/ensemble|baselines/smoothing"
 # A member set: the STNDT members of a dataset, or one variant's members.
 MEMBER_SET = r"[^/]+(/variants/(ndt|no_contrast))?"
-
-
-def set_dataset(wildcards):
-    return wildcards.root.split("/")[0]
-
-
-def set_members(wildcards):
-    return [f"{R}/{wildcards.root}/members/{m}" for m in member_ids(set_dataset(wildcards))]
 
 
 rule score:
@@ -30,6 +17,7 @@ rule score:
     wildcard_constraints:
         sub=SCORED,
     params:
+        cli=STNDT,
         truth=lambda w, input: f"--truth {input.truth}" if input.truth else "",
     threads: 1
     resources:
@@ -40,7 +28,7 @@ rule score:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} {STNDT} score --rates {input.rates} --tensors {input.tensors} {params.truth}"
+        "OMP_NUM_THREADS={threads} {params.cli} score --rates {input.rates} --tensors {input.tensors} {params.truth}"
         " --out {output} > {log} 2>&1"
 
 
@@ -57,12 +45,14 @@ rule score_oracle:
     resources:
         runtime=30,
         mem_mb=4000,
+    params:
+        cli=STNDT,
     log:
         f"{R}/logs/score/{{dataset}}/oracle_{{phase}}.log",
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} {STNDT} score --rates {input.truth} --rates-group {wildcards.phase}"
+        "OMP_NUM_THREADS={threads} {params.cli} score --rates {input.truth} --rates-group {wildcards.phase}"
         " --tensors {input.tensors} --truth {input.truth} --out {output} > {log} 2>&1"
 
 
@@ -79,6 +69,7 @@ rule members_table:
     wildcard_constraints:
         root=MEMBER_SET,
     params:
+        cli=STNDT,
         members=set_members,
     resources:
         runtime=5,
@@ -87,7 +78,7 @@ rule members_table:
     conda:
         CONDA_ENV
     shell:
-        "{STNDT} members-table --members {params.members} --out {output} > {log} 2>&1"
+        "{params.cli} members-table --members {params.members} --out {output} > {log} 2>&1"
 
 
 rule ensemble:
@@ -104,6 +95,7 @@ rule ensemble:
     wildcard_constraints:
         root=MEMBER_SET,
     params:
+        cli=STNDT,
         members=set_members,
         out_dir=lambda w: f"{R}/{w.root}",
         seed=CFG.seed,
@@ -116,7 +108,7 @@ rule ensemble:
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} {STNDT} ensemble --table {input.table} --members {params.members}"
+        "OMP_NUM_THREADS={threads} {params.cli} ensemble --table {input.table} --members {params.members}"
         " --val {input.val} --test {input.test} --out-dir {params.out_dir} --seed {params.seed} > {log} 2>&1"
 
 
@@ -130,12 +122,14 @@ rule smoothing:
     resources:
         runtime=60,
         mem_mb=8000,
+    params:
+        cli=STNDT,
     log:
         f"{R}/logs/smoothing/{{dataset}}_{{phase}}.log",
     conda:
         CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} {STNDT} smoothing --tensors {input} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.cli} smoothing --tensors {input} --out {output} > {log} 2>&1"
 
 
 rule submission:
@@ -147,26 +141,14 @@ rule submission:
         f"{R}/{{dataset}}/submission.h5",
     resources:
         runtime=10,
+    params:
+        cli=STNDT,
     log:
         f"{R}/logs/submission/{{dataset}}.log",
     conda:
         CONDA_ENV
     shell:
-        "{STNDT} submission --rates {input.rates} --test {input.test} --out {output} > {log} 2>&1"
-
-
-def baseline_inputs(wildcards):
-    ds = wildcards.dataset
-    roots = [f"{R}/{ds}"] + [f"{R}/{ds}/variants/{v}" for v in VARIANT_MEMBERS]
-    out = [f"{r}/ensemble.json" for r in roots]
-    subs = ["ensemble", "baselines/smoothing"] + [f"variants/{v}/ensemble" for v in VARIANT_MEMBERS]
-    if is_synthetic(ds):
-        subs.append("baselines/oracle")
-    for p in scored_phases(ds):
-        out += [f"{R}/{ds}/{s}/metrics_{p}.json" for s in subs]
-        # the best single member of each set is scored like every member
-        out += [f"{r}/members/{m}/metrics_{p}.json" for r in roots for m in member_ids(ds)]
-    return out
+        "{params.cli} submission --rates {input.rates} --test {input.test} --out {output} > {log} 2>&1"
 
 
 rule baselines:
@@ -176,6 +158,8 @@ rule baselines:
     output:
         f"{R}/{{dataset}}/baselines.csv",
     params:
+        cli=STNDT,
+        ds_dir=lambda w: f"{R}/{w.dataset}",
         phases=lambda w: " ".join(scored_phases(w.dataset)),
         synthetic=lambda w: "--synthetic" if is_synthetic(w.dataset) else "",
         variants=" ".join(VARIANT_MEMBERS),
@@ -186,15 +170,8 @@ rule baselines:
     conda:
         CONDA_ENV
     shell:
-        "{STNDT} baselines --dataset-dir {R}/{wildcards.dataset} --phases {params.phases}"
+        "{params.cli} baselines --dataset-dir {params.ds_dir} --phases {params.phases}"
         " --variants {params.variants} {params.synthetic} --out {output} > {log} 2>&1"
-
-
-def evaluation_outputs():
-    out = []
-    for ds in ALL_DATASETS:
-        out += [f"{R}/{ds}/baselines.csv", f"{R}/{ds}/submission.h5", f"{R}/{ds}/ensemble_curve.csv"]
-    return out
 
 
 rule evaluate:

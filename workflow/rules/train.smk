@@ -1,27 +1,12 @@
 # Stage 2: one training job per ensemble member (and per member of the NDT / no-contrast variants).
 
 
-def member_ids(dataset):
-    return [f"m{i:03d}" for i in range(CFG.datasets[dataset].members)]
-
-
 MEMBER_FILES = ["params.json", "best.pt", "rates_val.h5", "rates_test.h5", "train_log.csv"]
 VARIANT_MEMBERS = ["ndt", "no_contrast"]  # trained with the same hyperparameter draws as the STNDT members
 
 
-def train_params(variant):
-    return dict(
-        layout=lambda w: ds_cfg(w).layout,
-        space=lambda w: f"--space {ds_cfg(w).search_space}" if ds_cfg(w).search_space else "",
-        overrides=as_json(config.get("search_overrides", {})),
-        training=as_json(config.get("training", {})),
-        seed=CFG.seed,
-        variant=variant,
-    )
-
-
 TRAIN_SHELL = (
-    "{STNDT} train --val {input.val} --test {input.test} --out {params.out} --member {wildcards.member}"
+    "{params.cli} train --val {input.val} --test {input.test} --out {params.out} --member {wildcards.member}"
     " --layout {params.layout} {params.space} --spaces {input.spaces} --overrides {params.overrides}"
     " --training {params.training} --variant {params.variant} --seed {params.seed} --threads {threads}"
     " > {log} 2>&1"

@@ -1,0 +1,236 @@
+"""Neuron dropping (the paper's Fig. 5): how much do the models rely on the most-attended neurons?
+
+For a grid of k, the model input of k held-in neurons is zeroed - on the val eval trials and on the train
+trials whose rates fit the velocity decoder, since the paper drops *inputs* - and the resulting rates are
+scored with nlb_tools' evaluate (stndt.evaluate.metrics.score) on the unchanged targets (held-out spikes,
+behaviour, PSTHs and forward spikes are never touched). Neurons are dropped
+
+* in descending order of the layer-1 spatial attention they receive in an STNDT member ('attention'), or
+* in seeded random orders ('random').
+
+Each STNDT member is paired with the NDT member of the same id (the same hyperparameter draw, see
+stndt.train.members), which is fed exactly the same dropped inputs - the STNDT member's attention order
+and the same random permutations - so the two architectures are compared on identical inputs.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+from stndt.analysis.attention import model_attention, rank_by_attention, received_attention
+from stndt.datasets import METRICS
+from stndt.evaluate.ensemble import rank_members
+from stndt.evaluate.metrics import load_targets, score
+from stndt.io import atomic_path, read_h5_attrs
+from stndt.train.checkpoint import load_member
+from stndt.train.loop import PhaseTensors, load_phase_tensors, predict_log_rates, rates_dict
+
+log = logging.getLogger(__name__)
+
+MODEL_STNDT, MODEL_NDT = "STNDT", "NDT"
+ORDER_ATTENTION, ORDER_RANDOM = "attention", "random"
+ID_COLUMNS: tuple[str, ...] = ("model", "order", "member", "order_from", "seed", "k")
+NDT_VARIANT = "ndt"  # folder under {ds}/variants holding the NDT members
+
+
+def dropping_grid(n_heldin: int, n_steps: int = 8) -> list[int]:
+    """About `n_steps` numbers of dropped neurons from 0 to n_heldin (both included), evenly spaced."""
+    if n_heldin < 1:
+        raise ValueError(f"n_heldin={n_heldin}: need at least one held-in neuron")
+    if n_steps < 2:
+        raise ValueError(f"n_steps={n_steps}: need at least 2 (0 and all neurons)")
+    return sorted({int(k) for k in np.rint(np.linspace(0, n_heldin, n_steps))})
+
+
+def random_orders(n_heldin: int, n_random: int, seed: int, pair: int) -> list[np.ndarray]:
+    """`n_random` random permutations of the held-in neurons for member pair `pair`, from `seed`."""
+    children = np.random.SeedSequence([seed, pair]).spawn(n_random)
+    return [np.random.default_rng(s).permutation(n_heldin) for s in children]
+
+
+def drop_inputs(heldin: np.ndarray, neurons: Sequence[int]) -> np.ndarray:
+    """Copy of held-in spikes (trials, bins, n_heldin) with the given neurons' columns set to zero."""
+    out = np.array(heldin, dtype=np.float32, copy=True)
+    out[..., np.asarray(list(neurons), dtype=np.int64)] = 0.0
+    return out
+
+
+def dropped_rates(model, p: PhaseTensors, neurons: Sequence[int], batch_size: int = 256,
+                  device: str = "cpu") -> dict:
+    """{nlb_key: submission arrays} of a model whose inputs lack `neurons` on train and eval trials."""
+    cfg = model.cfg
+    kw = {"batch_size": batch_size, "device": device}
+    train = predict_log_rates(model, drop_inputs(p.train_heldin, neurons), **kw)
+    evals = predict_log_rates(model, drop_inputs(p.eval_heldin, neurons), **kw)
+    return {p.nlb_key: rates_dict(train, evals, cfg.t_bins, cfg.n_heldin)}
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """Run torch and BLAS with `n` threads (None: leave them alone), restoring torch's setting after.
+
+    Oversubscribed threads are very costly here: on a 2-core machine busy with other jobs a 2-thread
+    forward pass of a small model took 80x longer than a 1-thread one, and evaluate()'s many small ridge
+    fits suffer likewise. Parallelism comes from `n_jobs` processes instead.
+    """
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _score(targets: dict, rates: dict, layout: str, bin_width_ms: int, threads: int | None) -> dict[str, float]:
+    """score() in a worker (or in-process) with the analysis' thread limit."""
+    with threadpool_limits(limits=threads) if threads else contextlib.nullcontext():
+        return score(targets, rates, layout, bin_width_ms)
+
+
+@dataclass(frozen=True)
+class _Member:
+    model_name: str  # MODEL_STNDT / MODEL_NDT
+    member: str
+    path: Path
+
+
+def member_ranking(set_dir: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """(ranking best first, chosen ensemble members) of a member set, from ensemble.json or members.csv
+    (ranked by val co-bps; the best member alone stands for the ensemble then)."""
+    set_dir = Path(set_dir)
+    ens = set_dir / "ensemble.json"
+    if ens.exists():
+        info = json.loads(ens.read_text())
+        for key in ("ranking", "members"):
+            if key not in info:
+                raise KeyError(f"{ens}: missing '{key}'")
+        return [str(m) for m in info["ranking"]], [str(m) for m in info["members"]]
+    table = set_dir / "members.csv"
+    if not table.exists():
+        raise FileNotFoundError(f"{set_dir}: neither ensemble.json nor members.csv to rank the members by")
+    ranking = rank_members(pd.read_csv(table))
+    return ranking, ranking[:1]
+
+
+def select_members(ds_dir: str | os.PathLike, n_members: int | None = 3,
+                   ndt_variant: str = NDT_VARIANT) -> list[tuple[_Member, _Member | None]]:
+    """(STNDT member, paired NDT member or None) pairs: the top `n_members` STNDT members by val co-bps
+    (None: the chosen ensemble's members), each with the NDT member of the same id when it exists,
+    otherwise the NDT member of the same rank."""
+    ds_dir = Path(ds_dir)
+    ranking, chosen = member_ranking(ds_dir)
+    ids = chosen if n_members is None else ranking[:n_members]
+    if not ids:
+        raise ValueError(f"{ds_dir}: no STNDT members to analyse")
+    ndt_dir = ds_dir / "variants" / ndt_variant
+    ndt_ranking: list[str] = []
+    if ndt_dir.exists():
+        ndt_ranking = member_ranking(ndt_dir)[0]
+    else:
+        log.warning("%s: no NDT members; the dropping analysis covers STNDT only", ndt_dir)
+    pairs = []
+    for rank, mid in enumerate(ids):
+        st = _Member(MODEL_STNDT, mid, ds_dir / "members" / mid)
+        if not (st.path / "best.pt").exists():
+            raise FileNotFoundError(f"{st.path / 'best.pt'}: STNDT member checkpoint missing")
+        nd = None
+        if ndt_ranking:
+            nid = mid if (ndt_dir / "members" / mid / "best.pt").exists() else (
+                ndt_ranking[rank] if rank < len(ndt_ranking) else None)
+            if nid is not None:
+                nd = _Member(MODEL_NDT, nid, ndt_dir / "members" / nid)
+        pairs.append((st, nd))
+    return pairs
+
+
+def _score_inputs(model, ckpt: dict, p: PhaseTensors, targets: dict, layout: str, bin_width_ms: int,
+                  drop_sets: list[list[int]], n_jobs: int, threads: int | None, device: str
+                  ) -> dict[frozenset, dict[str, float]]:
+    """nlb_tools metrics of `model` for each distinct set of dropped neurons (order does not matter)."""
+    distinct = list({frozenset(d): d for d in drop_sets}.items())
+    bs = int(ckpt.get("train_config", {}).get("eval_batch_size", 256))
+    # rates are made lazily in this process, so only a few input sets' rates are in memory at once
+    tasks = (delayed(_score)(targets, dropped_rates(model, p, d, bs, device), layout, bin_width_ms, threads)
+             for _, d in distinct)
+    scores = Parallel(n_jobs=n_jobs, pre_dispatch="2*n_jobs")(tasks)
+    return {key: metrics for (key, _), metrics in zip(distinct, scores)}
+
+
+def neuron_dropping(ds_dir: str | os.PathLike, out_csv: str | os.PathLike | None, n_members: int | None = 3,
+                    n_random: int = 3, ks: Sequence[int] | None = None, seed: int = 0,
+                    ndt_variant: str = NDT_VARIANT, n_jobs: int = 1, threads: int | None = 1,
+                    device: str = "cpu") -> pd.DataFrame:
+    """Run the dropping analysis on the val phase of `ds_dir` and write the tidy table to `out_csv`.
+
+    Rows: model (STNDT / NDT), order (attention / random), member, order_from (the STNDT member whose
+    attention order / random permutations fed the inputs), seed (random permutation number; empty for
+    attention), k (number of dropped held-in neurons), dropped (their indices, space separated) and the
+    layout's metrics from nlb_tools. `ks` default: dropping_grid(n_heldin). Identical inputs (k = 0, or
+    every neuron dropped) are scored once per member.
+
+    Cost: one forward pass over the val phase's train + eval trials and one nlb_tools evaluate() per
+    distinct input set; evaluate()'s ridge grid search dominates. `n_jobs` > 1 scores in that many
+    processes (joblib) while the main process computes the next rates; `threads` limits torch and BLAS
+    threads of every process (None: unchanged); `device` runs the models there (e.g. cuda). Results do
+    not depend on n_jobs or threads.
+    """
+    ds_dir = Path(ds_dir)
+    tensors = ds_dir / "tensors" / "val.h5"
+    attrs = read_h5_attrs(tensors)
+    layout, bw = str(attrs["layout"]), int(attrs["bin_width_ms"])
+    p = load_phase_tensors(tensors)
+    targets = load_targets(tensors)
+    n_heldin = p.shapes["n_heldin"]
+    ks = dropping_grid(n_heldin) if ks is None else sorted({int(k) for k in ks})
+    if ks[0] < 0 or ks[-1] > n_heldin:
+        raise ValueError(f"ks={ks}: every k must be in 0..{n_heldin} (held-in neurons)")
+    if n_random < 0:
+        raise ValueError(f"n_random={n_random}: must be >= 0")
+
+    rows: list[dict] = []
+    with _threads(threads):
+        for pair, (st, nd) in enumerate(select_members(ds_dir, n_members, ndt_variant)):
+            st_model, st_ckpt = load_member(st.path, device)
+            attn = model_attention(st_model, p.eval_heldin)
+            order = rank_by_attention(received_attention(attn, st_model.cfg.n_heldin, layer=0))
+            orders = [(ORDER_ATTENTION, None, order)]
+            orders += [(ORDER_RANDOM, s, perm) for s, perm in enumerate(random_orders(n_heldin, n_random, seed, pair))]
+            plan = [(name, s, k, [int(i) for i in perm[:k]]) for name, s, perm in orders for k in ks]
+            members = [(st, st_model, st_ckpt)]
+            if nd is not None:
+                members.append((nd, *load_member(nd.path, device)))
+            for m, model, ckpt in members:
+                if model.cfg.n_heldin != n_heldin:
+                    raise ValueError(f"{m.path}: model has {model.cfg.n_heldin} held-in neurons, "
+                                     f"{tensors} has {n_heldin}")
+                scores = _score_inputs(model, ckpt, p, targets, layout, bw, [d for *_, d in plan], n_jobs,
+                                       threads, device)
+                for name, s, k, dropped in plan:
+                    rows.append({"model": m.model_name, "order": name, "member": m.member,
+                                 "order_from": st.member, "seed": s, "k": k,
+                                 "dropped": " ".join(map(str, dropped)), **scores[frozenset(dropped)]})
+                log.info("neuron dropping: %s %s done (%d distinct inputs scored)", m.model_name, m.member,
+                         len(scores))
+    table = pd.DataFrame(rows)
+    table["seed"] = table["seed"].astype("Int64")
+    metrics = [c for c in METRICS if c in table.columns]
+    table = table[[*ID_COLUMNS, "dropped", *metrics]]
+    if out_csv is not None:
+        with atomic_path(out_csv) as tmp:
+            table.to_csv(tmp, index=False)
+    return table
