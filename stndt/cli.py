@@ -268,7 +268,7 @@ def _dropping_args(p):
     p.add_argument("--dataset-dir", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="tidy CSV")
     p.add_argument("--members", type=int, default=3, help="STNDT (and as many NDT) members analysed")
-    p.add_argument("--random", type=int, default=3, help="random drop orders per member")
+    p.add_argument("--random", type=int, default=2, help="random drop orders per member")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
 
