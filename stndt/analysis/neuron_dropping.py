@@ -29,10 +29,11 @@ from joblib import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from stndt.analysis.attention import model_attention, rank_by_attention, received_attention
+from stndt.data.tensors import read_layout
 from stndt.datasets import METRICS
 from stndt.evaluate.ensemble import rank_members
 from stndt.evaluate.metrics import load_targets, score
-from stndt.io import atomic_path, read_h5_attrs
+from stndt.io import atomic_path
 from stndt.train.checkpoint import load_member
 from stndt.train.loop import PhaseTensors, load_phase_tensors, predict_log_rates, rates_dict
 
@@ -191,8 +192,7 @@ def neuron_dropping(ds_dir: str | os.PathLike, out_csv: str | os.PathLike | None
     """
     ds_dir = Path(ds_dir)
     tensors = ds_dir / "tensors" / "val.h5"
-    attrs = read_h5_attrs(tensors)
-    layout, bw = str(attrs["layout"]), int(attrs["bin_width_ms"])
+    layout, bw = read_layout(tensors)
     p = load_phase_tensors(tensors)
     targets = load_targets(tensors)
     n_heldin = p.shapes["n_heldin"]

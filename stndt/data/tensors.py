@@ -96,6 +96,25 @@ def _check_finite(data: dict, where: Path) -> None:
                                      "or inside a trial window?)")
 
 
+def read_layout(path: Path) -> tuple[str, int]:
+    """Layout and bin width of a tensors file, from the attributes `write_phase` stores."""
+    from stndt.io import read_h5_attrs
+
+    attrs = read_h5_attrs(path)
+    return str(attrs["layout"]), int(attrs["bin_width_ms"])
+
+
+def window_start_ms(layout: str) -> float:
+    """Time of the first eval-tensor bin relative to the alignment event, from nlb_tools' PARAMS
+    (the aligned window's start, or minus the front-padded segment length for dmfc_rsg)."""
+    from nlb_tools.make_tensors import PARAMS
+
+    p = PARAMS[layout]
+    if "align_range" in p["eval_make_params"]:
+        return float(p["eval_make_params"]["align_range"][0])
+    return -float(p.get("eval_tensor_params", {}).get("seg_len", 0))
+
+
 def write_phase(path: Path, data: dict, layout: str, phase: str, bin_width_ms: int) -> None:
     """Write the tensors atomically, with layout / phase / bin width as file attributes."""
     save_h5(path, data, attrs={"layout": layout, "phase": phase, "bin_width_ms": bin_width_ms})

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from stndt.data.tensors import read_layout
 from stndt.datasets import METRICS, RATE_R2, nlb_dataset, nlb_key
 from stndt.evaluate.ensemble import ensemble_curve, ensemble_rates, rank_members, select_ensemble
 from stndt.evaluate.metrics import has_targets, load_rates, load_targets, rate_r2, score
@@ -22,11 +23,6 @@ from stndt.io import atomic_path, load_h5, read_h5_attrs, save_h5, write_json
 log = logging.getLogger(__name__)
 
 
-def _layout(tensors: Path) -> tuple[str, int]:
-    attrs = read_h5_attrs(tensors)
-    return str(attrs["layout"]), int(attrs["bin_width_ms"])
-
-
 def write_csv(path: Path, table: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
@@ -35,7 +31,7 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
 def score_rates(rates_path: Path, tensors_path: Path, out: Path, truth_path: Path | None = None,
                 rates_group: str | None = None) -> dict:
     """Score one rates file on its phase's targets; add R2 against the true rates when known."""
-    layout, bw = _layout(tensors_path)
+    layout, bw = read_layout(tensors_path)
     phase = str(read_h5_attrs(tensors_path)["phase"])
     rates = load_rates(rates_path, rates_group)
     metrics = score(load_targets(tensors_path), rates, layout, bw)
@@ -79,7 +75,7 @@ def _masked_nll_at(train_log: Path, epoch) -> float | None:
 def build_ensemble(table_path: Path, member_dirs: Sequence[Path], tensors_val: Path, tensors_test: Path,
                    out_dir: Path, seed: int) -> dict:
     """Rank members by val co-bps, choose the ensemble size, write its curve, json and rates."""
-    layout, bw = _layout(tensors_val)
+    layout, bw = read_layout(tensors_val)
     table = pd.read_csv(table_path)
     by_id = {Path(d).name: Path(d) for d in member_dirs}
     ranking = rank_members(table)
@@ -100,14 +96,14 @@ def build_ensemble(table_path: Path, member_dirs: Sequence[Path], tensors_val: P
 
 def smoothing_baseline(tensors: Path, out: Path) -> None:
     """NLB spike-smoothing baseline rates for one phase, with the NLB authors' per-dataset settings."""
-    layout, bw = _layout(tensors)
+    layout, bw = read_layout(tensors)
     info = nlb_dataset(layout)
     data = load_h5(tensors)
     save_h5(out, smoothing_rates(data, layout, bw, kern_sd_ms=info.smooth_kern_sd_ms, alpha=info.smooth_alpha))
 
 
 def submission(ensemble_rates_test: Path, tensors_test: Path, out: Path) -> None:
-    layout, bw = _layout(tensors_test)
+    layout, bw = read_layout(tensors_test)
     write_submission(load_rates(ensemble_rates_test), out, tensors_test, layout, bw)
 
 

@@ -11,16 +11,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from stndt.figures import style
-from stndt.io import load_h5, read_h5_attrs
-
-
-def _window_start_ms(layout: str) -> float:
-    from nlb_tools.make_tensors import PARAMS
-
-    p = PARAMS[layout]
-    if "align_range" in p["eval_make_params"]:
-        return float(p["eval_make_params"]["align_range"][0])
-    return -float(p.get("eval_tensor_params", {}).get("seg_len", 0))
+from stndt.data.tensors import read_layout, window_start_ms
+from stndt.io import load_h5
 
 
 def _conditions(targets: dict, n_trials: int, max_conditions: int) -> list[np.ndarray]:
@@ -39,8 +31,7 @@ def plot_data_overview(tensors_path: Path, truth_path: Path | None, out: Path, n
     import matplotlib.pyplot as plt
 
     style.setup()
-    attrs = read_h5_attrs(tensors_path)
-    layout, bw = str(attrs["layout"]), int(attrs["bin_width_ms"])
+    layout, bw = read_layout(tensors_path)
     data = load_h5(tensors_path)
     key = next(iter(data["targets"]))
     targets = data["targets"][key]
@@ -56,7 +47,7 @@ def plot_data_overview(tensors_path: Path, truth_path: Path | None, out: Path, n
     heldin = np.argsort(rate[:n_heldin])[::-1][: n_neurons - 1]
     heldout = n_heldin + np.argsort(rate[n_heldin:])[::-1][:1]
     neurons = list(heldin) + list(heldout)
-    t_ms = _window_start_ms(layout) + bw * (np.arange(spikes.shape[1]) + 0.5)
+    t_ms = window_start_ms(layout) + bw * (np.arange(spikes.shape[1]) + 0.5)
     colors = plt.get_cmap("tab10").colors
 
     fig, axes = plt.subplots(len(neurons), 2, figsize=(10, 2.6 * len(neurons)), sharex=True)

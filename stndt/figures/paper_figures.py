@@ -16,7 +16,7 @@ import pandas as pd
 
 from stndt.datasets import CO_BPS, FP_BPS, METRICS, PSTH_R2, RATE_R2, TP_CORR, VEL_R2, nlb_dataset, nlb_key
 from stndt.figures import style
-from stndt.io import read_h5_attrs
+from stndt.data.tensors import read_layout, window_start_ms
 
 PathLike = str | os.PathLike
 
@@ -74,11 +74,6 @@ def _read_csv(path: PathLike, what: str) -> pd.DataFrame:
         raise FileNotFoundError(f"{path}: {what} does not exist")
     return pd.read_csv(path)
 
-
-def _window_start_ms(layout: str) -> float:
-    from stndt.figures.data_overview import _window_start_ms as start
-
-    return start(layout)
 
 
 # ====================================================================================== Fig. 2
@@ -216,8 +211,7 @@ def _dataset_info(ds_dir: Path) -> tuple[Path, str, int, str]:
     tensors = ds_dir / "tensors" / "val.h5"
     if not tensors.exists():
         raise FileNotFoundError(f"{tensors}: val tensors file does not exist")
-    attrs = read_h5_attrs(tensors)
-    layout, bw = str(attrs["layout"]), int(attrs["bin_width_ms"])
+    layout, bw = read_layout(tensors)
     return tensors, layout, bw, nlb_key(layout, bw)
 
 
@@ -325,7 +319,7 @@ def _panel_rates(fig_c, rates: Mapping, targets: Mapping, groups, examples: list
     else:
         every = np.arange(pred.shape[0])
         lines = [(f"trial {tr}", [tr], every if i == 0 else [], None) for i, (_, tr) in enumerate(examples)]
-    t_ms = _window_start_ms(layout) + bw * (np.arange(pred.shape[1]) + 0.5)
+    t_ms = window_start_ms(layout) + bw * (np.arange(pred.shape[1]) + 0.5)
     colors = plt.get_cmap("tab10").colors
     axes = fig_c.subplots(2, len(neurons), squeeze=False, sharex=True)
     emp_psth = targets.get("psth")
