@@ -299,6 +299,74 @@ def test_span_ramp_and_width_draws():
     assert 0.15 < d.mask.float().mean().item() < 0.2
 
 
+# Tiny deterministic case, checked by hand: torch.Generator().manual_seed(1) gives, for a (1, 8, 1)
+# draw, u = [0.758, 0.279, 0.403, 0.735, 0.029, 0.800, 0.397, 0.754].
+_U_SEED1 = [0.758, 0.279, 0.403, 0.735, 0.029, 0.800, 0.397, 0.754]
+
+
+@pytest.mark.parametrize("width, ref_bins, expand_bins", [
+    # w = 3: p = 0.6 / 3 = 0.2 -> only bin 4 (u = 0.029); a span of 3 centred on it covers bins 3, 4, 5
+    (3, [4], [3, 4, 5]),
+    # w = 2: p = 0.3 -> bins 1 and 4; an even span covers [s, s + 1] (conv padding 1, last column cropped)
+    (2, [1, 4], [1, 2, 4, 5]),
+])
+def test_span_modes_exact_positions_hand_checked(width, ref_bins, expand_bins):
+    assert torch.rand((1, 8, 1), generator=torch.Generator().manual_seed(1)).flatten().tolist() == \
+        pytest.approx(_U_SEED1, abs=5e-4)
+    ref = draw_mask((1, 8, 1), 0.6, 0.5, 0.0, width, torch.Generator().manual_seed(1), span_mode="reference")
+    exp = draw_mask((1, 8, 1), 0.6, 0.5, 0.0, width, torch.Generator().manual_seed(1), span_mode="expand")
+    assert ref.mask.flatten().nonzero().flatten().tolist() == ref_bins
+    assert exp.mask.flatten().nonzero().flatten().tolist() == expand_bins
+    # reference: zeroed where u < p * token_ratio = 0.1 (w = 3) or 0.15 (w = 2): bin 4 only
+    assert ref.zeroed.flatten().nonzero().flatten().tolist() == [4]
+    assert not ref.randomised.any()  # random_ratio 0
+
+
+def test_span_modes_masked_fraction():
+    # ratio 0.3, w = 3 -> p = 0.1 per entry, on 400 x 10 x 50 = 200,000 entries.
+    # reference: fraction p = 0.1 (= ratio / w). iid Bernoulli: sd sqrt(0.09 / 2e5) = 6.7e-4; tol 0.004 ~ 6 sd.
+    # expand (T = 10): 8 interior bins are covered by 3 sources, the 2 edge bins by 2, so
+    # E = (8 (1 - 0.9^3) + 2 (1 - 0.9^2)) / 10 = (8 x 0.271 + 2 x 0.19) / 10 = 0.2548 (near ratio, not p).
+    # An entry correlates with at most 4 neighbours: sd <= sqrt(5 x 0.19 / 2e5) = 2.2e-3; tol 0.01 ~ 4.6 sd.
+    shape = (400, 10, 50)
+    ref = draw_mask(shape, 0.3, 1.0, 0.0, 3, torch.Generator().manual_seed(0), span_mode="reference")
+    exp = draw_mask(shape, 0.3, 1.0, 0.0, 3, torch.Generator().manual_seed(0), span_mode="expand")
+    assert ref.mask.float().mean().item() == pytest.approx(0.1, abs=0.004)
+    assert exp.mask.float().mean().item() == pytest.approx(0.2548, abs=0.01)
+    # width 1 is the same draw in both modes
+    a = draw_mask(shape, 0.3, 0.8, 0.5, 1, torch.Generator().manual_seed(5), span_mode="reference")
+    b = draw_mask(shape, 0.3, 0.8, 0.5, 1, torch.Generator().manual_seed(5), span_mode="expand")
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    # token / random split among masked entries is the configured one in reference mode too
+    r = draw_mask(shape, 0.3, 0.6, 0.3, 3, torch.Generator().manual_seed(2), span_mode="reference")
+    assert (r.zeroed.sum() / r.mask.sum()).item() == pytest.approx(0.6, abs=0.01)
+    assert (r.randomised.sum() / (r.mask & ~r.zeroed).sum()).item() == pytest.approx(0.3, abs=0.02)
+    with pytest.raises(ValueError, match="span_mode"):
+        draw_mask(shape, 0.3, 1.0, 0.0, 3, torch.Generator(), span_mode="full")
+
+
+def test_mask_span_mode_config_and_objective_wiring():
+    assert ObjectiveConfig().mask_span_mode == "expand"  # params.json without the key were trained so
+    with pytest.raises(ValueError, match="mask_span_mode"):
+        ObjectiveConfig(mask_span_mode="full")
+    assert ObjectiveConfig.from_dict({"mask_span_mode": "reference"}).mask_span_mode == "reference"
+    batch = _counts(TINY, batch=4, seed=3)
+    heldin = batch[:, : TINY.t_bins, : TINY.n_heldin]
+    seen = {}
+    for mode in ("reference", "expand"):
+        # ramp done at epoch 5: every batch draws a width in 1..3 (same draws for both modes)
+        cfg = ObjectiveConfig(mask_ratio=0.3, mask_max_span=3, mask_span_ramp_start=0, mask_span_ramp_end=1,
+                              contrastive=False, mask_span_mode=mode)
+        model = _FixedRates(0.0)
+        training_loss(model, batch, cfg, 5, torch.Generator().manual_seed(16), TINY.n_heldin, TINY.t_bins)
+        g = torch.Generator().manual_seed(16)  # draws width 3
+        width = draw_span_width(3, 1.0, g)
+        masked, _ = mask_heldin(heldin, 0.3, cfg.mask_token_ratio, cfg.mask_random_ratio, width, g, mode)
+        assert torch.equal(model.seen[0][:, : TINY.t_bins, : TINY.n_heldin], masked)
+        seen[mode] = masked
+    assert width == 3 and not torch.equal(seen["reference"], seen["expand"])
+
+
 def test_same_seed_same_masks():
     heldin = _counts(TINY)[:, : TINY.t_bins, : TINY.n_heldin]
     a = mask_heldin(heldin, 0.3, 0.8, 0.5, 1, torch.Generator().manual_seed(42))
@@ -374,7 +442,7 @@ def test_training_loss_contrast_term_is_lambda_times_both_embedding_terms():
     model = _model().train()
     batch = _counts(TINY, batch=6, seed=5)
     cfg = ObjectiveConfig(contrast_lambda=0.3, contrast_mask_ratio=0.2)
-    out = training_loss(model, batch, cfg, 0, torch.Generator().manual_seed(11), TINY.n_heldin, TINY.t_bins)
+    out = training_loss(model, batch, cfg, 0, torch.Generator().manual_seed(16), TINY.n_heldin, TINY.t_bins)
     # replay the same draws: main mask, then the two contrast views
     g = torch.Generator().manual_seed(11)
     heldin = batch[:, : TINY.t_bins, : TINY.n_heldin]
@@ -437,3 +505,33 @@ def test_config_validation_names_field():
     assert ModelConfig.from_dict(TINY.to_dict()) == TINY
     with pytest.raises(ValueError, match="spikes"):
         _model()(torch.zeros(2, 3, 4))
+
+
+# ---------------------------------------------------------------------------------------- search space
+# Integer ranges of the reference's configs/*.json, all Ray randint(low, high) (high EXCLUDED; Ray 1.11's
+# SkOptSearch maps it to skopt Integer(low, high - 1)): what the published search could sample, inclusive.
+_PUBLISHED_INT_RANGES = {
+    "mc_maze": {"context_forward": (1, 99), "context_backward": (1, 99), "warmup_epochs": (0, 6999),
+                "mask_max_span": (1, 6)},
+    "mc_rtt": {"context_forward": (1, 99), "context_backward": (1, 99), "warmup_epochs": (0, 6999),
+               "mask_max_span": (1, 6)},
+    "area2_bump": {"context_forward": (4, 99), "context_backward": (4, 99), "warmup_epochs": (0, 6999)},
+    "dmfc_rsg": {"context_forward": (40, 239), "context_backward": (40, 239), "warmup_epochs": (0, 1999),
+                 "mask_max_span": (1, 6)},
+}
+
+
+@pytest.mark.parametrize("layout", sorted(_PUBLISHED_INT_RANGES))
+def test_search_space_int_ranges_and_span_mode_match_published_search(layout):
+    from stndt.train import search_space as ss
+
+    space = ss.load_search_spaces(ss.DEFAULT_SPACES_FILE)[layout]
+    ints = {k: (v["low"], v["high"]) for k, v in space.items() if isinstance(v, dict) and v.get("int")}
+    assert ints == _PUBLISHED_INT_RANGES[layout]  # every int range, none missing, none extra
+    assert space["mask_span_mode"] == "reference"  # published MASK_MODE "full": no span expansion
+    draws = [ss.sample_params(space, 0, i) for i in range(300)]
+    for name, (low, high) in ints.items():  # inclusive: both ends reachable where the range is small
+        values = {d[name] for d in draws}
+        assert min(values) >= low and max(values) <= high
+        if high - low < 10:
+            assert values == set(range(low, high + 1))

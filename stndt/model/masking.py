@@ -3,15 +3,25 @@
 Every random number comes from the torch.Generator passed in, so a run is a pure function of its seed
 and can be resumed exactly. Draws are made on the generator's device and moved to the data's device.
 
-Per batch (reference order): decide whether to expand into spans (probability ramps in over epochs)
-and, if so, the span width w ~ U{1..max_span}; mask each held-in (bin, neuron) entry with probability
-ratio / w; expand masked entries into spans of w bins along time; of the masked entries a fraction
-`token_ratio` is set to zero, a fraction `random_ratio` of the rest to a random count in
-[0, max count of the batch), and the rest is left intact.
+Per batch (reference order, trungle93/STNDT src/mask.py): decide whether to use spans (probability
+ramps in over epochs) and, if so, the span width w ~ U{1..max_span}; mask each held-in (bin, neuron)
+entry with probability ratio / w; then, depending on the span mode (ObjectiveConfig.mask_span_mode):
 
-Known reference quirk, deliberately NOT copied: in MASK_MODE "full" (what its MC_Maze config uses) the
-reference divides the ratio by w but skips the expansion, so spans only thin the mask. We expand along
-time, as the method describes, which keeps the masked fraction near `ratio`.
+- "reference": stop there. This is what src/mask.py does in MASK_MODE "full", the mode of every
+  published config: its expansion into spans is guarded by `mode != "full"`, so a span width only
+  THINS the mask (masked fraction ratio / w; about ratio x E[1/w] once the ramp is done).
+- "expand": grow every masked entry into a span of w bins along time (the reference's conv1d
+  placement), keeping the masked fraction near `ratio`: what the paper describes and what the
+  reference does in its other mask modes.
+
+Of the masked entries a fraction `token_ratio` is set to zero, a fraction `random_ratio` of the rest
+to a random count in [0, max count of the batch), and the rest is left intact.
+
+One reference detail is not reproduced here: its Masker caches the per-entry probability tensor and
+recomputes it only when the batch shape changes, so the ratio / w in force is the one drawn at the
+first batch after a shape change (in practice the first batch of an epoch, and the short last batch),
+while the widths drawn for the other batches are discarded. We use each batch's own width: the same
+distribution per batch (same E[ratio / w]), less correlated across the batches of one epoch.
 """
 from __future__ import annotations
 
@@ -19,6 +29,10 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+
+# How a span width w > 1 acts (ObjectiveConfig.mask_span_mode); see the module docstring.
+SPAN_MODES: tuple[str, ...] = ("reference", "expand")
 
 
 class MaskDraw(NamedTuple):
@@ -65,21 +79,26 @@ def expand_spans(mask: Tensor, width: int) -> Tensor:
 
 
 def draw_mask(shape: tuple[int, ...], ratio: float, token_ratio: float, random_ratio: float,
-              width: int, generator: torch.Generator) -> MaskDraw:
+              width: int, generator: torch.Generator, span_mode: str = "expand") -> MaskDraw:
     """Draw which entries are masked, and of those which are zeroed and which randomised.
 
-    Of the masked entries a fraction token_ratio is zeroed and random_ratio of the rest randomised,
-    like the reference's two Bernoulli draws, but from one uniform c per entry: c < token_ratio ->
-    zero, token_ratio <= c < token_ratio + (1 - token_ratio) * random_ratio -> random count.
-    Without span expansion c is u / p for the same uniform u that decided masking (given u < p it is
-    uniform and independent of the mask), which saves a draw; with spans c is a fresh uniform.
+    Each entry is masked with probability p = ratio / width. span_mode "expand" then grows masked
+    entries into spans of `width` bins (fraction near `ratio`); "reference" does not (fraction p), as
+    the published MASK_MODE "full". Of the masked entries a fraction token_ratio is zeroed and
+    random_ratio of the rest randomised, like the reference's two Bernoulli draws, but from one
+    uniform c per entry: c < token_ratio -> zero, token_ratio <= c < token_ratio + (1 - token_ratio)
+    * random_ratio -> random count. Without expansion c is u / p for the same uniform u that decided
+    masking (given u < p it is uniform and independent of the mask), which saves a draw; with spans
+    c is a fresh uniform.
     """
+    if span_mode not in SPAN_MODES:
+        raise ValueError(f"span_mode must be one of {SPAN_MODES}, got {span_mode!r}")
     dev = generator.device
     p = ratio / width if width > 1 else ratio
     z = token_ratio
     r = token_ratio + (1.0 - token_ratio) * random_ratio
     u = torch.rand(shape, generator=generator, device=dev)
-    if width == 1:
+    if width == 1 or span_mode == "reference":
         mask = u < p
         zeroed = u < p * z
         randomised = mask & ~zeroed & (u < p * r)
@@ -103,7 +122,7 @@ def apply_mask(heldin: Tensor, draw: MaskDraw, generator: torch.Generator) -> Te
 
 
 def mask_heldin(heldin: Tensor, ratio: float, token_ratio: float, random_ratio: float, width: int,
-                generator: torch.Generator) -> tuple[Tensor, Tensor]:
+                generator: torch.Generator, span_mode: str = "expand") -> tuple[Tensor, Tensor]:
     """Mask held-in counts (B, T, N_in). Returns (masked float copy, boolean mask on heldin's device)."""
-    draw = draw_mask(tuple(heldin.shape), ratio, token_ratio, random_ratio, width, generator)
+    draw = draw_mask(tuple(heldin.shape), ratio, token_ratio, random_ratio, width, generator, span_mode)
     return apply_mask(heldin, draw, generator), draw.mask.to(heldin.device)

@@ -5,6 +5,10 @@ bins is the input (held-out columns and forward bins zero); the loss is the mean
 log-rate input, exp(r) - y r, over ONE pool of entries: masked held-in entries, every held-out entry
 of the trial bins and every entry of the forward bins.
 
+Span widths > 1 act as cfg.mask_span_mode says (stndt.model.masking): "reference" only divides
+the ratio by the width (the published MASK_MODE / CONTRAST_MASK_MODE "full"), "expand" also grows the
+mask into spans. The contrast views use the same mode, as both were "full" in the published configs.
+
 Contrastive (published configuration: contrast layer "embedder", no projector): two more views with
 their own, lighter masks are passed through the linear embedders only; their scaled outputs (before
 position encoding) are flattened per trial and compared with NT-Xent (temperature 0.07): positives are
@@ -99,7 +103,7 @@ def training_loss(model, batch: Tensor, cfg: ObjectiveConfig, epoch: int, genera
 
     width = draw_span_width(cfg.mask_max_span, expand, generator)
     masked, mask = mask_heldin(heldin, cfg.mask_ratio, cfg.mask_token_ratio, cfg.mask_random_ratio,
-                               width, generator)
+                               width, generator, cfg.mask_span_mode)
     log_rates = model(_pad_visible(masked, t_all, n_all))
     nll = masked_nll(log_rates, counts, mask, n_heldin, t_bins)
 
@@ -109,7 +113,7 @@ def training_loss(model, batch: Tensor, cfg: ObjectiveConfig, epoch: int, genera
         for _ in range(2):
             w = draw_span_width(cfg.contrast_max_span, expand, generator)
             v, _ = mask_heldin(heldin, cfg.contrast_mask_ratio, cfg.contrast_token_ratio,
-                               cfg.contrast_random_ratio, w, generator)
+                               cfg.contrast_random_ratio, w, generator, cfg.mask_span_mode)
             views.append(_pad_visible(v, t_all, n_all))
         temporal, spatial = model.embed(torch.cat(views))  # rows i and i + B: two views of trial i
         contrast = nt_xent(temporal.flatten(1), cfg.temperature)
