@@ -145,7 +145,7 @@ def test_repo_search_spaces_file():
     spaces = ss.load_search_spaces(REPO / "config" / "search_spaces.yaml")
     assert set(spaces) == {"mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg"}
     assert ss.search_space_for("mc_maze_small", spaces) == spaces["mc_maze"]
-    assert spaces["dmfc_rsg"]["context_forward"] == {"low": 40, "high": 240, "int": True}
+    assert spaces["dmfc_rsg"]["context_forward"] == {"low": 40, "high": 239, "int": True}  # randint(40, 240)
     assert spaces["area2_bump"]["mask_ratio"]["high"] == 0.6
     over = ss.search_space_for("mc_maze", spaces, overrides={"warmup_epochs": {"low": 0, "high": 20, "int": True}})
     assert over["warmup_epochs"]["high"] == 20
