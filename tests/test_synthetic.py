@@ -292,18 +292,19 @@ def test_make_truth_refuses_public_files(synth):
 
 
 def test_layout_check_catches_overlapping_and_off_grid_trials():
-    from stndt.data.synthetic import _build_reaching, _check_recording
+    from stndt.data.synthetic.reaching import build_reaching
+    from stndt.data.synthetic.recording import check_recording
 
-    rec = _build_reaching("mc_maze", "mc_maze", TINY, np.random.default_rng(0))
-    _check_recording(rec, "mc_maze")
+    rec = build_reaching("mc_maze", "mc_maze", TINY, np.random.default_rng(0))
+    check_recording(rec, "mc_maze")
     first, second = rec.trials[0], rec.trials[1]
     shift = second["start_time"] - first["move_onset_time"] - 300  # next trial starts 300 ms after onset
     for tr in rec.trials[1:]:
         for key in [k for k in tr if k.endswith("_time")]:
             tr[key] -= shift
     with pytest.raises(RuntimeError, match="trial 0: its window ends after trial 1's window starts"):
-        _check_recording(rec, "mc_maze")
-    rec = _build_reaching("mc_maze", "mc_maze", TINY, np.random.default_rng(0))
+        check_recording(rec, "mc_maze")
+    rec = build_reaching("mc_maze", "mc_maze", TINY, np.random.default_rng(0))
     rec.trials[2]["go_cue_time"] += 0.5
     with pytest.raises(RuntimeError, match="trial 2: go_cue_time=.* off the 1 ms grid"):
-        _check_recording(rec, "mc_maze")
+        check_recording(rec, "mc_maze")
