@@ -1,13 +1,18 @@
 """Small file helpers shared by every stage: atomic writes and HDF5 dict round-trips.
 
 A half-written output must never look finished, so every writer goes through `atomic_path`:
-write to a temporary name in the same folder, then rename (atomic on POSIX).
+write to a temporary name in the same folder, then rename (atomic on POSIX). The renamed file gets
+the mode a plain `open()` would have given it (mkstemp's 0600 would hide results from colleagues on
+a shared cluster), and a write that fails because the disk is full says so, naming the path.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,24 +20,95 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
+# Below this many free bytes a failed write is blamed on a full disk even when the writer's own error
+# does not say so (torch.save reports "unexpected pos ..." instead of ENOSPC; HDF5 wraps errno in text).
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def current_umask() -> int:
+    """The process umask. POSIX can only read it by setting it, so set and restore it at once (the
+    brief window uses the strict 077, so a file another thread creates meanwhile errs on private)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def default_file_mode() -> int:
+    """Mode a plain `open(path, "w")` gives a new file under the current umask."""
+    return 0o666 & ~current_umask()
+
+
+def default_dir_mode() -> int:
+    """Mode a plain `mkdir` gives a new folder under the current umask."""
+    return 0o777 & ~current_umask()
+
+
+def disk_full_error(path: str | os.PathLike, exc: BaseException) -> OSError | None:
+    """An OSError naming `path` and saying the disk is full, if `exc` came from a full disk; else None.
+
+    ENOSPC / EDQUOT are recognised directly. Other writers hide it (torch.save: RuntimeError
+    "unexpected pos 104832 vs 104720"; h5py: OSError without errno), so for those the free space of the
+    target folder decides. Call this before deleting the partial file, whose bytes count as used.
+    """
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return None
+    path = Path(path)
+    folder = path.parent
+    try:
+        free: int | None = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    code = getattr(exc, "errno", None)
+    if code == errno.EDQUOT:
+        return OSError(errno.EDQUOT, f"{path}: disk quota exceeded ({free} bytes free in {folder}; {exc})")
+    if code == errno.ENOSPC or (free is not None and free < NEARLY_FULL_BYTES):
+        return OSError(errno.ENOSPC, f"{path}: no space left on device (disk full: {free} bytes free in "
+                                     f"{folder}; {type(exc).__name__}: {exc})")
+    return None
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary file exists (empty, from mkstemp) when the block starts; the block may also replace
+    it. On success it gets `default_file_mode()` before the rename; on failure it is removed, and a
+    failure caused by a full disk is re-raised as `disk_full_error`'s OSError naming `path`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # no inodes / no space for even an empty file
+        full = disk_full_error(path, e)
+        if full is not None:
+            raise full from e
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, default_file_mode())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as e:
+        full = disk_full_error(path, e)  # before unlinking: the partial file's bytes are part of the story
         tmp_path.unlink(missing_ok=True)
+        if full is not None:
+            raise full from e
         raise
 
 
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in `chunk`-sized blocks (constant memory for 20 GB files)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write `obj` as indented JSON through `atomic_path` (numpy scalars/arrays and paths allowed)."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 

@@ -13,10 +13,16 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from stndt.data.nwb_checks import check_raw_dir
+from stndt.io import default_dir_mode
 
 
 @contextlib.contextmanager
 def staged_dir(final: Path) -> Iterator[Path]:
+    """Yield a temporary folder next to `final`; rename it to `final` only if the block succeeds.
+
+    mkdtemp makes the folder 0700; before the rename it gets the mode a plain `mkdir` would give
+    under the current umask, so colleagues sharing the results can read it. On failure it is removed.
+    """
     final = Path(final)
     if final.exists():
         raise FileExistsError(f"{final}: already exists; remove it to rebuild (results are never overwritten)")
@@ -24,6 +30,7 @@ def staged_dir(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, default_dir_mode())
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
