@@ -1,18 +1,26 @@
 """Pipeline configuration: the validated Snakemake config dict turned into frozen dataclasses.
 
 The JSON schema (workflow/schemas/config.schema.yaml) checks types and allowed keys; this module adds the
-checks a schema cannot express (layout names, files that must exist) and gives every stage a typed,
-immutable view of its part of the config. Errors name the offending key as `datasets.<id>.<key>`.
+checks a schema cannot express (layout names, folders that must exist, hyperparameter names, types and
+ranges of the resolved search space and training settings of every dataset and variant) and gives every
+stage a typed, immutable view of its part of the config. Everything is checked when Snakemake parses the
+workflow, before any job starts (a training job that would fail on `training: {max_epoch: 4}` after a day
+in the queue fails the dry run instead). Errors name the offending key, e.g. `datasets.<id>.<key>`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from stndt.datasets import NLB_DATASETS, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset
 
 SOURCES = ("dandi", "synthetic", "local")
+SEARCH_METHODS = ("random", "bayes")
+# Member counts per model variant when the config names none (the STNDT members form the ensemble and
+# the submission; NDT and STNDT-without-contrastive are the paper's comparisons).
+DEFAULT_VARIANTS: dict[str, int] = {"stndt": 4, "ndt": 4, "no_contrast": 4}
+DEFAULT_SEARCH: dict[str, Any] = {"method": "random", "wave_size": 8}
 
 
 class ConfigError(ValueError):
@@ -21,16 +29,20 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """One dataset entry: where its NWB files come from and how many ensemble members to train."""
+    """One dataset entry: where its NWB files come from, which model variants to train with how many
+    members each, and the settings every member of this dataset trains with."""
 
     id: str
     source: str
     layout: str
-    members: int
+    variants: dict[str, int]           # variant -> member count (stndt first, always >= 1)
     path: str | None = None            # local source: folder with the train and test NWB files
     synthetic: dict = field(default_factory=dict)   # synthetic source: SyntheticConfig overrides
     search_space: str | None = None    # key in the search-space file; default: the layout's family
     dandi_version: str | None = None   # dandi source: dandiset version (default: most recent)
+    training: dict = field(default_factory=dict)    # fixed settings of every member (global + dataset)
+    search_overrides: dict = field(default_factory=dict)  # search-space entries replacing the file's
+    search: dict = field(default_factory=lambda: dict(DEFAULT_SEARCH))  # method, wave_size
 
     @property
     def family(self) -> str:
@@ -40,6 +52,11 @@ class DatasetConfig:
     def space_name(self) -> str:
         return self.search_space or self.family
 
+    @property
+    def members(self) -> int:
+        """Number of STNDT members (the ensemble's candidates)."""
+        return self.variants["stndt"]
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -47,17 +64,59 @@ class PipelineConfig:
     seed: int
     bin_width_ms: int
     datasets: dict[str, DatasetConfig]
+    search_spaces: str
     raw: dict  # the whole validated config, for the stages that take their own sections
 
     def by_source(self, source: str) -> list[str]:
         return [d for d, c in self.datasets.items() if c.source == source]
 
 
-def _dataset(ds_id: str, entry: dict) -> DatasetConfig:
+# Dataset keys that are not DatasetConfig fields of the same meaning, or that are merged with the global
+# sections of the same name.
+_MERGED_KEYS = ("variants", "training", "search_overrides", "search")
+
+
+def _variants(where: str, global_counts: Mapping[str, Any] | None, own: Mapping[str, Any] | None) -> dict[str, int]:
+    from stndt.train.members import VARIANTS
+
+    counts = dict(DEFAULT_VARIANTS if global_counts is None else global_counts)
+    for scope, mapping in ((f"variants", global_counts or {}), (f"{where}.variants", own or {})):
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"{scope}: expected a mapping of variant -> member count")
+        for name, n in mapping.items():
+            if name not in VARIANTS:
+                raise ConfigError(f"{scope}.{name}: unknown model variant; known: {', '.join(VARIANTS)}")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ConfigError(f"{scope}.{name}: member count must be an integer >= 0, got {n!r}")
+    counts.update(own or {})
+    if counts.get("stndt", 0) < 1:
+        raise ConfigError(f"{where}.variants.stndt: at least one STNDT member is needed (the ensemble and "
+                          f"submission are built from them), got {counts.get('stndt', 0)!r}")
+    return {v: counts[v] for v in VARIANTS if counts.get(v, 0) > 0}
+
+
+def _search(where: str, global_search: Mapping[str, Any] | None, own: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = dict(DEFAULT_SEARCH)
+    for scope, mapping in (("search", global_search or {}), (f"{where}.search", own or {})):
+        for key, value in mapping.items():
+            if key not in DEFAULT_SEARCH:
+                raise ConfigError(f"{scope}.{key}: unknown key; allowed: {', '.join(DEFAULT_SEARCH)}")
+            if key == "method" and value not in SEARCH_METHODS:
+                raise ConfigError(f"{scope}.method: must be one of {SEARCH_METHODS}, got {value!r}")
+            if key == "wave_size" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"{scope}.wave_size: must be a positive integer, got {value!r}")
+            out[key] = value
+    return out
+
+
+def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfig:
     where = f"datasets.{ds_id}"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping")
-    known = {f.name for f in fields(DatasetConfig)} - {"id"}
+    if "members" in entry:
+        raise ConfigError(f"{where}.members: member counts are set per model variant, e.g. "
+                          f"`variants: {{stndt: {entry['members']}, ndt: 20}}` (top level, or inside the dataset)")
+    known = ({f.name for f in fields(DatasetConfig)} - {"id"}) | set(_MERGED_KEYS)
     unknown = sorted(set(entry) - known)
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(known))}")
@@ -68,9 +127,6 @@ def _dataset(ds_id: str, entry: dict) -> DatasetConfig:
     if layout not in NLB_DATASETS:
         raise ConfigError(f"{where}.layout: must be one of {', '.join(NLB_DATASETS)}, got {layout!r}"
                           + (" (a dandi dataset's id must be an NLB name, or set layout)" if source == "dandi" else ""))
-    members = entry.get("members", 1)
-    if not isinstance(members, int) or isinstance(members, bool) or members < 1:
-        raise ConfigError(f"{where}.members: must be a positive integer, got {members!r}")
     if source == "local":
         path = entry.get("path")
         if not path:
@@ -83,9 +139,15 @@ def _dataset(ds_id: str, entry: dict) -> DatasetConfig:
         raise ConfigError(f"{where}.synthetic: only valid with source 'synthetic'")
     if source == "synthetic":
         _check_synthetic(where, entry.get("synthetic") or {})
-    return DatasetConfig(id=ds_id, source=source, layout=layout, members=members, path=entry.get("path"),
-                         synthetic=dict(entry.get("synthetic") or {}), search_space=entry.get("search_space"),
-                         dandi_version=entry.get("dandi_version"))
+    return DatasetConfig(
+        id=ds_id, source=source, layout=layout,
+        variants=_variants(where, config.get("variants"), entry.get("variants")),
+        path=entry.get("path"), synthetic=dict(entry.get("synthetic") or {}),
+        search_space=entry.get("search_space"), dandi_version=entry.get("dandi_version"),
+        training={**(config.get("training") or {}), **(entry.get("training") or {})},
+        search_overrides={**(config.get("search_overrides") or {}), **(entry.get("search_overrides") or {})},
+        search=_search(where, config.get("search"), entry.get("search")),
+    )
 
 
 def _check_synthetic(where: str, overrides: dict) -> None:
@@ -97,14 +159,69 @@ def _check_synthetic(where: str, overrides: dict) -> None:
             raise ConfigError(f"{where}.synthetic.{key}: unknown key; allowed keys: {', '.join(sorted(known))}")
 
 
-def pipeline_config(config: dict[str, Any]) -> PipelineConfig:
-    """Validate the parts of the config a JSON schema cannot, and build the typed view."""
+def _key_of(ds_id: str, config: Mapping[str, Any], name: str) -> str:
+    """The config key that set hyperparameter `name` of dataset `ds_id` (dataset level wins)."""
+    entry = config["datasets"][ds_id]
+    for section in ("training", "search_overrides"):
+        if name in (entry.get(section) or {}):
+            return f"datasets.{ds_id}.{section}.{name}"
+    for section in ("training", "search_overrides"):
+        if name in (config.get(section) or {}):
+            return f"{section}.{name}"
+    return f"search_spaces ({name})"
+
+
+def _check_training(ds: DatasetConfig, config: Mapping[str, Any], spaces_file: str) -> None:
+    """Resolve the search space and one member's settings of every variant and build its configs, so
+    that a misspelt, mistyped or out-of-range setting fails now, naming its key."""
+    import re
+
+    from stndt.train.members import resolve_member, space_for
+    from stndt.train.search_space import known_params, load_search_spaces, split_params, validate_space
+
+    known = known_params()
+    for key in ds.training:
+        if key not in known:
+            raise ConfigError(f"{_key_of(ds.id, config, key)}: unknown setting; known: {', '.join(sorted(known))}")
+    try:
+        for scope, overrides in (("search_overrides", config.get("search_overrides")),
+                                 (f"datasets.{ds.id}.search_overrides", config["datasets"][ds.id].get("search_overrides"))):
+            validate_space(overrides or {}, scope)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    try:
+        spaces = load_search_spaces(spaces_file)
+        space = space_for(spaces, ds.layout, ds.search_overrides, ds.search_space)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"search_spaces / datasets.{ds.id}.search_space: {e}") from e
+    shapes = {"n_heldin": 8, "n_heldout": 4, "t_bins": 8, "t_forward": 2}  # real shapes come from the data
+    for variant in ds.variants:
+        try:
+            split_params(resolve_member(space, 0, 0, variant, ds.training), shapes)
+        except ValueError as e:
+            found = re.search(r"(?:TrainConfig|ModelConfig|ObjectiveConfig|params)\.(\w+)", str(e))
+            key = _key_of(ds.id, config, found.group(1)) if found else f"datasets.{ds.id}"
+            raise ConfigError(f"{key}: {e} (dataset {ds.id}, variant {variant})") from e
+
+
+def pipeline_config(config: dict[str, Any], root: str | Path | None = None) -> PipelineConfig:
+    """Validate the parts of the config a JSON schema cannot, and build the typed view.
+
+    `root`: where shipped files named by relative paths (the search-space file) are found when they are
+    not relative to the working directory.
+    """
     bw = config.get("bin_width_ms", 5)
     if bw not in SUPPORTED_BIN_WIDTHS_MS:
         raise ConfigError(f"bin_width_ms: nlb_tools scores {SUPPORTED_BIN_WIDTHS_MS} ms bins only, got {bw!r}")
     entries = config.get("datasets") or {}
     if not entries:
         raise ConfigError("datasets: at least one dataset must be configured")
-    datasets = {ds_id: _dataset(ds_id, entry) for ds_id, entry in entries.items()}
+    spaces = str(config.get("search_spaces", "config/search_spaces.yaml"))
+    if root is not None and not Path(spaces).is_absolute() and not Path(spaces).exists():
+        spaces = str(Path(root) / spaces)
+    datasets = {ds_id: _dataset(ds_id, entry, config) for ds_id, entry in entries.items()}
+    for ds in datasets.values():
+        _check_training(ds, config, spaces)
     return PipelineConfig(results_dir=str(config.get("results_dir", "results")).rstrip("/"),
-                          seed=int(config.get("seed", 0)), bin_width_ms=bw, datasets=datasets, raw=config)
+                          seed=int(config.get("seed", 0)), bin_width_ms=bw, datasets=datasets,
+                          search_spaces=spaces, raw=config)

@@ -14,11 +14,12 @@ def _cfg(**entry):
 
 def test_valid_config_builds_typed_view(tmp_path: Path):
     cfg = pipeline_config({"results_dir": "out/", "seed": 3, "datasets": {
-        "mc_rtt": {"source": "dandi", "members": 4},
+        "mc_rtt": {"source": "dandi", "variants": {"stndt": 4, "ndt": 0}},
         "mine": {"source": "local", "path": str(tmp_path), "layout": "area2_bump"},
         "syn": {"source": "synthetic", "layout": "dmfc_rsg"}}})
     assert cfg.results_dir == "out" and cfg.seed == 3 and cfg.bin_width_ms == 5
     assert cfg.datasets["mc_rtt"].layout == "mc_rtt" and cfg.datasets["mc_rtt"].members == 4
+    assert cfg.datasets["mc_rtt"].variants == {"stndt": 4, "no_contrast": 4}  # ndt: 0 is not trained
     assert cfg.by_source("local") == ["mine"] and cfg.datasets["syn"].family == "dmfc_rsg"
     assert cfg.datasets["mine"].space_name == "area2_bump"
 
@@ -26,7 +27,18 @@ def test_valid_config_builds_typed_view(tmp_path: Path):
 @pytest.mark.parametrize("config, key", [
     (_cfg(layout="mc_mazee"), "datasets.ds.layout"),
     (_cfg(source="ftp"), "datasets.ds.source"),
-    (_cfg(members=0), "datasets.ds.members"),
+    (_cfg(members=3), "datasets.ds.members"),
+    (_cfg(variants={"stndt": 0}), "datasets.ds.variants.stndt"),
+    (_cfg(variants={"ndtt": 2}), "datasets.ds.variants.ndtt"),
+    ({"variants": {"ndt": -1}, **_cfg()}, "variants.ndt"),
+    (_cfg(search={"method": "grid"}), "datasets.ds.search.method"),
+    ({"search": {"wave_size": 0}, **_cfg()}, "search.wave_size"),
+    ({"training": {"max_epoch": 4}, **_cfg()}, "training.max_epoch"),
+    ({"training": {"patience": -1}, **_cfg()}, "training.patience"),
+    (_cfg(training={"batch_size": "big"}), "datasets.ds.training.batch_size"),
+    ({"search_overrides": {"n_layer": 1}, **_cfg()}, "search_overrides.n_layer"),
+    (_cfg(search_overrides={"lr": {"low": 1.0, "high": 0.1}}), "datasets.ds.search_overrides.lr"),
+    ({"search_overrides": {"mask_ratio": 3.0}, **_cfg()}, "search_overrides.mask_ratio"),
     (_cfg(colour="red"), "datasets.ds.colour"),
     (_cfg(synthetic={"n_trainn": 3}), "datasets.ds.synthetic.n_trainn"),
     (_cfg(path="/x"), "datasets.ds.path"),
@@ -39,3 +51,28 @@ def test_valid_config_builds_typed_view(tmp_path: Path):
 def test_bad_values_name_the_key(config, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         pipeline_config(config)
+
+
+def test_dataset_settings_replace_the_global_ones():
+    cfg = pipeline_config({"training": {"patience": 3000, "max_epochs": 50}, "variants": {"stndt": 5, "ndt": 2},
+                           "search": {"method": "bayes", "wave_size": 4},
+                           "datasets": {"a": {"source": "dandi", "layout": "mc_rtt", "training": {"patience": 2500},
+                                              "variants": {"ndt": 0}, "search": {"wave_size": 2}},
+                                        "b": {"source": "dandi", "layout": "dmfc_rsg"}}})
+    a, b = cfg.datasets["a"], cfg.datasets["b"]
+    assert a.training == {"patience": 2500, "max_epochs": 50} and b.training == {"patience": 3000, "max_epochs": 50}
+    assert a.variants == {"stndt": 5} and b.variants == {"stndt": 5, "ndt": 2}
+    assert a.search == {"method": "bayes", "wave_size": 2} and b.search == {"method": "bayes", "wave_size": 4}
+
+
+def test_shipped_configs_are_valid():
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("config.yaml", "paper.yaml", "fidelity.yaml"):
+        pipeline_config(yaml.safe_load((root / "config" / name).read_text()), root=root)
+    paper = pipeline_config(yaml.safe_load((root / "config" / "paper.yaml").read_text()), root=root)
+    assert {d.variants["stndt"] for d in paper.datasets.values()} == {120}
+    assert paper.datasets["dmfc_rsg"].training["patience"] == 4000
+    assert paper.datasets["area2_bump"].training["patience"] == 2500
+    assert all(d.training["bf16"] is False for d in paper.datasets.values())

@@ -4,8 +4,9 @@ Why: the SLURM profile and executor plugin are part of the deliverable; a mocked
 catch a job that fails on the node (wrong PATH, wrong resources, sacct hangs). tests/slurm/cluster.sh
 starts munged + slurmctld + slurmd here in a few seconds, so this runs in CI every time.
 
-The module runs the workflow twice on the tiny config, once with `--cores 2` and once through
-`--executor slurm --profile tests/slurm/profile`, into separate directories, and checks
+The module runs the workflow on the tiny config through `--executor slurm --profile tests/slurm/profile`
+and compares it with the session's local run of the same config (conftest.tiny_run, built once and
+shared with the workflow tests), in separate directories, and checks
 1. both runs completed;
 2. every non-local job of the SLURM run is a COMPLETED job in `scontrol show jobs` (kept for MinJobAge)
    whose working directory is the run's, one per job, with its per-job SLURM log: this cannot pass
@@ -98,13 +99,12 @@ class Run:
     log: str
 
 
-def _snakemake_cmd(workdir: Path, results: Path, extra: list[str]) -> list[str]:
+def _snakemake_cmd(workdir: Path, extra: list[str]) -> list[str]:
     return [
         str(VENV_BIN / "snakemake"),
         "--snakefile", str(SNAKEFILE),
         "--configfile", str(TINY_CONFIG),
         "--directory", str(workdir),
-        "--config", f"results_dir={results}",
         "--nocolor",
         *extra,
     ]  # fmt: skip
@@ -117,7 +117,7 @@ def _start(workdir: Path, extra: list[str]) -> tuple[subprocess.Popen, Path, Pat
     # sbatch --export=ALL hands this environment (the venv's PATH) to the jobs on the node.
     logfile = workdir.parent / f"{workdir.name}.log"
     proc = subprocess.Popen(
-        _snakemake_cmd(workdir, results, extra),
+        _snakemake_cmd(workdir, extra),
         cwd=REPO,
         env=env,
         stdout=logfile.open("w"),
@@ -150,18 +150,15 @@ def _cancel_jobs_in(workdir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(slurm_cluster, tmp_path_factory) -> dict[str, Run]:
-    """The local and the SLURM run, started together (the SLURM one mostly waits on status polls)."""
+def runs(slurm_cluster, tiny_run, tmp_path_factory) -> dict[str, Run]:
+    """The session's local run of the tiny config, and the same config run through SLURM."""
     base = tmp_path_factory.mktemp("slurm_vs_local")
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    started = {
-        "local": _start(base / "local", ["--cores", "2"]),
-        "slurm": _start(base / "slurm", ["--executor", "slurm", "--profile", str(TEST_PROFILE)]),
-    }
-    out = {name: _wait(p, base / name, res, log, deadline) for name, (p, res, log) in started.items()}
-    if out["slurm"].returncode != 0:
+    proc, results, log = _start(base / "slurm", ["--executor", "slurm", "--profile", str(TEST_PROFILE)])
+    slurm = _wait(proc, base / "slurm", results, log, deadline)
+    if slurm.returncode != 0:
         _cancel_jobs_in(base / "slurm")
-    return out
+    return {"local": Run(tiny_run.workdir, tiny_run.results, 0, tiny_run.log), "slurm": slurm}
 
 
 # ----------------------------------------------------------------------------- parsing helpers
@@ -322,6 +319,10 @@ def test_every_job_ran_under_slurm(runs):
         f"jobs seen by slurmctld {dict(submitted)} + run on the submit host {dict(on_host)} "
         f"!= jobs of the workflow {dict(expected)}"
     )
+    # Every model variant trains through the one `train` rule, as a SLURM job (not on the submit host).
+    train_comments = [j.get("Comment", "") for j in ours if rule_of_comment(j.get("Comment", "")) == "train"]
+    assert any("ndt" in c for c in train_comments), f"no NDT member among the SLURM train jobs: {train_comments}"
+    assert "train" not in on_host and "score" not in on_host, f"compute jobs ran on the submit host: {on_host}"
     # The plugin writes .snakemake/slurm_logs/rule_NAME/[WILDCARDS/]JOBID.log for each job it submits.
     logs = {p.stem for p in (slurm.workdir / ".snakemake" / "slurm_logs").rglob("*.log")}
     missing = sorted(j["JobId"] for j in ours if j["JobId"] not in logs)

@@ -1,31 +1,30 @@
-"""The whole DAG on the tiny config, run by Snakemake itself: the output contract, the report, reruns,
-lint, and that the paper config plans."""
+"""The whole DAG on the tiny config, run by Snakemake itself (once per session, see conftest.tiny_run):
+the output contract, the report, reruns, lint, and what a finished run must (not) redo."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import ROOT, snakemake
+from conftest import ROOT, TINY, TinyRun, nothing_to_do, snakemake, write_config
 from stndt.datasets import CO_BPS, METRICS
 
-TINY = ROOT / "tests" / "data" / "tiny_config.yaml"
 FIGURES = ["fig2_member_metrics", "fig3_ensemble", "fig4_attention", "fig5_neuron_dropping", "training_curves"]
+MEMBER_FILES = ("params.json", "best.pt", "rates_val.h5", "rates_test.h5", "train_log.csv", "metrics_val.json",
+                "metrics_test.json")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("dag")
-    snakemake(work, TINY)
-    return work
-
-
-def test_output_contract(run: Path):
-    res = run / "results"
+def test_output_contract(tiny_run: TinyRun):
+    res = tiny_run.results
     ds = res / "tiny"
     assert sorted(p.name for p in (ds / "raw").glob("*.nwb")) == [
         "sub-Synth_ses-mc_maze_desc-test_ecephys.nwb", "sub-Synth_ses-mc_maze_desc-train_behavior+ecephys.nwb"]
@@ -33,11 +32,20 @@ def test_output_contract(run: Path):
         with h5py.File(ds / "tensors" / f"{phase}.h5") as f:
             assert "train_spikes_heldin" in f and "targets/mc_maze_20" in f
     assert (ds / "truth.h5").exists()
-    for member in ("m000", "m001"):
-        for name in ("params.json", "best.pt", "rates_val.h5", "rates_test.h5", "train_log.csv"):
-            assert (ds / "members" / member / name).stat().st_size > 0
+    for set_dir in (ds, ds / "variants" / "ndt", ds / "variants" / "no_contrast"):
+        for member in ("m000", "m001"):
+            for name in MEMBER_FILES:
+                assert (set_dir / "members" / member / name).stat().st_size > 0, (set_dir, member, name)
+        # every training job recorded its time and peak memory (Snakemake's benchmark file)
+        prefix = "" if set_dir == ds else f"{set_dir.relative_to(ds)}/"
+        for member in ("m000", "m001"):
+            bench = pd.read_csv(res / "benchmarks" / "train" / "tiny" / f"{prefix}{member}.tsv", sep="\t")
+            assert {"s", "max_rss"} <= set(bench.columns) and bench["s"].iloc[0] > 0
     members = pd.read_csv(ds / "members.csv")
     assert list(members["member"]) == ["m000", "m001"] and {CO_BPS, "lr", "masked nll"} <= set(members.columns)
+    # the member's own val scores (written by its training job) are the ones in the table
+    m0 = json.loads((ds / "members" / "m000" / "metrics_val.json").read_text())
+    assert members.loc[0, CO_BPS] == pytest.approx(m0[CO_BPS])
     ens = json.loads((ds / "ensemble.json").read_text())
     assert 1 <= ens["n"] <= 2 and set(ens["members"]) <= {"m000", "m001"} and CO_BPS in ens["honest"]["metrics"]
     curve = pd.read_csv(ds / "ensemble_curve.csv")
@@ -60,24 +68,85 @@ def test_output_contract(run: Path):
     assert not [p for p in res.rglob("*.tmp")]
 
 
-def test_rerun_has_nothing_to_do(run: Path):
-    out = snakemake(run, TINY, "-n")
-    assert "Nothing to be done" in out.stdout + out.stderr
+def test_scoring_runs_inside_training_not_as_jobs(tiny_run: TinyRun):
+    """Members score their val phase in their training job: no `score` job per member and phase."""
+    jobs = [line.split("(Rule: ")[1].rstrip(")") for line in tiny_run.log.splitlines() if "(Rule: " in line]
+    n_members = 3 * 2
+    assert jobs.count("train") == n_members
+    # what `score` still does: 3 ensembles x 2 phases, smoothing x 2, the members' test phase (synthetic only)
+    assert jobs.count("score") == 3 * 2 + 2 + n_members
 
 
-def test_report_holds_every_figure_and_table(run: Path):
-    snakemake(run, TINY, "--report", "report.html")
-    html = (run / "report.html").read_text(errors="replace")
+def test_rerun_has_nothing_to_do(tiny_run: TinyRun):
+    assert nothing_to_do(snakemake(tiny_run.workdir, TINY, "-n"))
+
+
+def test_other_interpreter_path_and_other_dataset_space_retrain_nothing(tiny_run: TinyRun, tmp_path: Path):
+    """A re-created venv (another interpreter path) or an edit of another dataset's search space must not
+    mark finished members out of date; an edit of the dataset's own space must."""
+    link = tmp_path / "venv elsewhere"
+    link.symlink_to(Path(sys.prefix))
+    other_python = link / "bin" / "python"
+    assert other_python.exists() and str(other_python) != sys.executable
+    assert nothing_to_do(snakemake(tiny_run.workdir, TINY, "-n", python=other_python))
+
+    spaces = yaml.safe_load((ROOT / "config" / "search_spaces.yaml").read_text())
+    spaces["dmfc_rsg"]["contrast_lambda"] = {"low": 0.5, "high": 0.9}
+    edited = tmp_path / "spaces.yaml"
+    edited.write_text(yaml.safe_dump(spaces))
+    assert nothing_to_do(snakemake(tiny_run.workdir, TINY, "-n", "--config", f"search_spaces={edited}"))
+
+    spaces["mc_maze"]["contrast_lambda"] = {"low": 0.5, "high": 0.9}  # the tiny dataset's own space
+    edited.write_text(yaml.safe_dump(spaces))
+    out = snakemake(tiny_run.workdir, TINY, "-n", "--quiet", "rules", "--config", f"search_spaces={edited}")
+    assert "train " in out.stdout and not nothing_to_do(out)
+
+
+def test_gpu_job_without_cuda_fails_at_once_naming_the_cause(tiny_copy: TinyRun):
+    """A job given a GPU on a machine without CUDA stops in seconds (not a day of CPU training), and the
+    terminal shows the job's log tail with the cause (default workflow profile: --show-failed-logs)."""
+    target = "results/tiny/members/m000/params.json"
+    t0 = time.monotonic()
+    proc = snakemake(tiny_copy.workdir, TINY, target, "--forcerun", "train", "--resources", "gpu=1",
+                     "--config", "resources={train: {gpu: 1, threads: 1, mem_mb: 1000, runtime: 10}}", check=False)
+    elapsed = time.monotonic() - t0
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "CUDA is not available" in text and "Refusing to train on the CPU" in text
+    assert elapsed < 60, f"took {elapsed:.0f} s"
+
+
+def test_deleted_contract_file_is_rebuilt_by_the_default_target(tiny_copy: TinyRun):
+    metrics = tiny_copy.results / "tiny" / "members" / "m001" / "metrics_val.json"
+    metrics.unlink()
+    out = snakemake(tiny_copy.workdir, TINY, "-n")
+    assert not nothing_to_do(out)
+    snakemake(tiny_copy.workdir, TINY)
+    assert metrics.exists()
+
+
+def test_outputs_respect_the_umask(tiny_run: TinyRun):
+    """Colleagues on a shared cluster can read the results (CI runs with umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    readable = 0o044 & ~umask  # the read bits a plain open() would give group and others
+    private = [p for p in tiny_run.results.rglob("*") if not p.is_symlink() and (p.stat().st_mode & readable) != readable]
+    assert not private, f"{len(private)} outputs less readable than the umask allows, e.g. {private[:5]}"
+
+
+def test_report_holds_every_figure_and_table(tiny_copy: TinyRun):
+    snakemake(tiny_copy.workdir, TINY, "--report", "report.html")
+    html = (tiny_copy.workdir / "report.html").read_text(errors="replace")
     for name in FIGURES + ["table1_main", "data_overview"]:
         assert name in html
 
 
-def test_removed_member_is_retrained_with_identical_results(run: Path):
+def test_removed_member_is_retrained_with_identical_results(tiny_copy: TinyRun):
     """Every random draw flows from the configured seed: retraining a member reproduces its metrics."""
-    ds = run / "results" / "tiny"
+    ds = tiny_copy.results / "tiny"
     table = pd.read_csv(ds / "members.csv")
     shutil.rmtree(ds / "members" / "m001")
-    snakemake(run, TINY, "--forcerun", "members_table")
+    snakemake(tiny_copy.workdir, TINY)
     again = pd.read_csv(ds / "members.csv")
     pd.testing.assert_frame_equal(again.drop(columns="train_seconds"), table.drop(columns="train_seconds"))
 
@@ -87,7 +156,17 @@ def test_lint_is_clean():
     assert "Congratulations" in out.stdout + out.stderr
 
 
-def test_paper_config_plans_every_training_job(tmp_path: Path):
-    out = snakemake(tmp_path, ROOT / "config" / "paper.yaml", "-n", "--quiet", "rules")
-    text = out.stdout + out.stderr
-    assert "train_member" in text and "840" in text and "1680" in text
+def test_workflow_is_snakefmt_formatted():
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", str(ROOT / "workflow")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_bad_training_settings_fail_the_dry_run_naming_the_key(tmp_path: Path):
+    base = yaml.safe_load(TINY.read_text())
+    for section, bad, key in (("training", {"max_epoch": 4}, "training.max_epoch"),
+                              ("search_overrides", {"n_layer": 1}, "search_overrides.n_layer"),
+                              ("training", {"patience": -5}, "training.patience")):
+        cfg = write_config(tmp_path / "c.yaml", {**base, section: {**base.get(section, {}), **bad}})
+        proc = snakemake(tmp_path, cfg, "-n", check=False)
+        assert proc.returncode != 0 and key in proc.stdout + proc.stderr, (key, proc.stderr[-2000:])

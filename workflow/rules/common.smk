@@ -1,10 +1,21 @@
-# Helpers shared by the stage files (which datasets each stage applies to, per-dataset parameters).
-import re
+# Helpers shared by the stage files: which datasets, variants and members exist, and their files.
+import functools
+import glob
 import json
+import re
+
+from stndt.train.members import (
+    VARIANTS,
+    member_id,
+    member_index,
+    resolve_member,
+    space_for,
+)
+from stndt.train.search_space import load_search_spaces
 
 
 def one_of(names):
-    """Wildcard constraint matching exactly these dataset ids (or nothing when the list is empty)."""
+    """Wildcard constraint matching exactly these names (or nothing when the list is empty)."""
     return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
 
@@ -16,59 +27,179 @@ def is_synthetic(dataset):
     return CFG.datasets[dataset].source == "synthetic"
 
 
-def as_json(obj):
-    """Quote a JSON value for a shell command line."""
-    return "'" + json.dumps(obj, sort_keys=True).replace("'", "'\\''") + "'"
-
-
-def repo_file(path):
-    """A config path relative to the working directory, or else to this repository (its shipped files)."""
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    return os.path.join(ROOT, path)
-
-
-SEARCH_SPACES = repo_file(config.get("search_spaces", "config/search_spaces.yaml"))
-PUBLISHED = repo_file("config/published_results.csv")
-
-
-def resources_for(stage, key, default):
-    return config.get("resources", {}).get(stage, {}).get(key, default)
-
-
-def _stndt_command():
-    """Each job runs one subcommand of the stndt command line with the environment's Python: the conda
-    environment's under --sdm conda, otherwise the interpreter running Snakemake (so a virtual
-    environment works without being activated)."""
-    methods = {str(m).lower() for m in workflow.deployment_settings.deployment_method}
-    python = "python" if any("conda" in m for m in methods) else sys.executable
-    return f"{python} -m stndt.cli"
-
-
-STNDT = _stndt_command()
+PUBLISHED = os.path.join(ROOT, "config", "published_results.csv")
+# One environment for every rule under --sdm conda; its PyTorch is the CUDA build (see the file).
 CONDA_ENV = "../../envs/stndt.yaml"
+TRAIN_RESOURCES = {
+    "threads": 1,
+    "mem_mb": 4000,
+    "runtime": 60,
+    "gpu": 0,
+    **config.get("resources", {}).get("train", {}),
+}
 ALL_DATASETS = list(CFG.datasets)
 SYNTHETIC = CFG.by_source("synthetic")
 PHASES = ["val", "test"]
 
 
+# ---- member sets: the STNDT members of a dataset live in {dataset}/, a variant's in {dataset}/variants/{v}/
+
+
+def vdir(variant):
+    """Folder prefix of a variant's member set inside its dataset folder ('' for STNDT)."""
+    return "" if variant == "stndt" else f"variants/{variant}/"
+
+
+def variant_of(prefix):
+    return prefix.split("/")[1] if prefix else "stndt"
+
+
+VDIR = "|".join(["", *(re.escape(vdir(v)) for v in VARIANTS if v != "stndt")])
+
+
 wildcard_constraints:
     dataset=one_of(ALL_DATASETS),
     phase="val|test",
+    member=r"m\d\d\d+",
+    vdir=f"({VDIR})",
 
 
-# ---- helpers of the stage files (kept here: Snakemake style keeps functions apart from rules)
+def member_ids(dataset, variant="stndt"):
+    return [member_id(i) for i in range(CFG.datasets[dataset].variants.get(variant, 0))]
+
+
+def dataset_sets(dataset):
+    """(variant, folder prefix) of every member set of a dataset."""
+    return [(v, vdir(v)) for v in CFG.datasets[dataset].variants]
+
+
+def set_members(dataset, prefix):
+    return [
+        f"{R}/{dataset}/{prefix}members/{m}"
+        for m in member_ids(dataset, variant_of(prefix))
+    ]
+
+
+def member_files(dataset, name, variants=None):
+    """A file of every member of a dataset's sets (all sets, or the named variants)."""
+    return [
+        f"{m}/{name}"
+        for v, p in dataset_sets(dataset)
+        if variants is None or v in variants
+        for m in set_members(dataset, p)
+    ]
+
+
+def set_files(dataset, name):
+    """A file of every member set of a dataset (STNDT and each variant)."""
+    return [f"{R}/{dataset}/{p}{name}" for _, p in dataset_sets(dataset)]
+
+
+@functools.cache
+def dataset_space(dataset):
+    ds = CFG.datasets[dataset]
+    return space_for(
+        load_search_spaces(CFG.search_spaces),
+        ds.layout,
+        ds.search_overrides,
+        ds.search_space,
+    )
+
+
+def member_wave(dataset, index):
+    """The Bayesian-search wave that proposes member `index`, or None: drawn at random (random search,
+    and the first wave of a Bayesian one)."""
+    search = CFG.datasets[dataset].search
+    wave = index // search["wave_size"]
+    return wave if search["method"] == "bayes" and wave > 0 else None
+
+
+def wave_file(wildcards):
+    """The proposal file of the member's wave, once that wave's checkpoint has run (members of every
+    variant share the STNDT members' proposals: member i has the same hyperparameters in each).
+    """
+    wave = member_wave(wildcards.dataset, member_index(wildcards.member))
+    if wave is None:
+        return []
+    return checkpoints.propose_wave.get(
+        dataset=wildcards.dataset, wave=f"{wave:03d}"
+    ).output
+
+
+def member_hparams(wildcards, input):
+    """The member's resolved hyperparameters and training settings, as JSON: the only description of the
+    member its training job gets. A params value, so Snakemake retrains a finished member exactly when
+    what it computes from changes (not when the search space of another dataset, or the interpreter's
+    path, does)."""
+    ds = CFG.datasets[wildcards.dataset]
+    sampled = None
+    if input.wave:
+        wave = input.wave if isinstance(input.wave, str) else input.wave[0]
+        if not os.path.exists(
+            wave
+        ):  # planned before its wave's checkpoint ran (a dry run)
+            return f"proposed in {wave}"
+        with open(wave) as f:
+            sampled = json.load(f)["members"][wildcards.member]
+    params = resolve_member(
+        dataset_space(wildcards.dataset),
+        CFG.seed,
+        member_index(wildcards.member),
+        variant_of(wildcards.vdir),
+        ds.training,
+        sampled,
+    )
+    return json.dumps(params, sort_keys=True)
+
+
+def earlier_members(wildcards):
+    """The STNDT members of the waves before `wildcards.wave` (what the next proposals learn from)."""
+    n = int(wildcards.wave) * CFG.datasets[wildcards.dataset].search["wave_size"]
+    return [f"{R}/{wildcards.dataset}/members/{member_id(i)}" for i in range(n)]
+
+
+# ---- per-dataset inputs
 
 
 def hidden_input(wildcards):
     """The complete hidden recording (test-phase targets), known for synthetic datasets only."""
-    return [f"{R}/{wildcards.dataset}/truth/full.nwb"] if is_synthetic(wildcards.dataset) else []
+    return (
+        [f"{R}/{wildcards.dataset}/truth/full.nwb"]
+        if is_synthetic(wildcards.dataset)
+        else []
+    )
+
 
 def truth_files(dataset):
     return [f"{R}/{dataset}/truth.h5"] if is_synthetic(dataset) else []
 
+
 def truth_input(wildcards):
     return truth_files(wildcards.dataset)
+
+
+def flag(name):
+    """params helper: ['--name', path] when the rule's input of that name is non-empty, else []."""
+    return lambda wildcards, input: [f"--{name}", *input[name]] if input[name] else []
+
+
+def scored_phases(dataset):
+    """Phases whose targets are known: val always, test for synthetic data (hidden targets)."""
+    return PHASES if is_synthetic(dataset) else ["val"]
+
+
+# ---- what the default target asks for: every file of the README's output contract
+
+
+MEMBER_FILES = [
+    "params.json",
+    "best.pt",
+    "rates_val.h5",
+    "rates_test.h5",
+    "train_log.csv",
+    "metrics_val.json",
+]
+
 
 def data_outputs():
     out = []
@@ -79,72 +210,43 @@ def data_outputs():
             out.append(f"{R}/{ds}/truth.h5")
     return out
 
-def member_ids(dataset):
-    return [f"m{i:03d}" for i in range(CFG.datasets[dataset].members)]
 
-def train_params(variant):
-    return dict(
-        cli=STNDT,
-        layout=lambda w: ds_cfg(w).layout,
-        space=lambda w: f"--space {ds_cfg(w).search_space}" if ds_cfg(w).search_space else "",
-        overrides=as_json(config.get("search_overrides", {})),
-        training=as_json(config.get("training", {})),
-        seed=CFG.seed,
-        variant=variant,
-    )
-
-def scored_phases(dataset):
-    """Phases whose targets are known: val always, test for synthetic data (hidden targets)."""
-    return PHASES if is_synthetic(dataset) else ["val"]
-
-def set_dataset(wildcards):
-    return wildcards.root.split("/")[0]
-
-def set_members(wildcards):
-    return [f"{R}/{wildcards.root}/members/{m}" for m in member_ids(set_dataset(wildcards))]
-
-def baseline_inputs(wildcards):
-    ds = wildcards.dataset
-    roots = [f"{R}/{ds}"] + [f"{R}/{ds}/variants/{v}" for v in VARIANT_MEMBERS]
-    out = [f"{r}/ensemble.json" for r in roots]
-    subs = ["ensemble", "baselines/smoothing"] + [f"variants/{v}/ensemble" for v in VARIANT_MEMBERS]
-    if is_synthetic(ds):
-        subs.append("baselines/oracle")
-    for p in scored_phases(ds):
-        out += [f"{R}/{ds}/{s}/metrics_{p}.json" for s in subs]
-        # the best single member of each set is scored like every member
-        out += [f"{r}/members/{m}/metrics_{p}.json" for r in roots for m in member_ids(ds)]
+def member_outputs(ds):
+    out = [f for name in MEMBER_FILES for f in member_files(ds, name)]
+    out += [
+        f for p in scored_phases(ds)[1:] for f in member_files(ds, f"metrics_{p}.json")
+    ]
     return out
+
 
 def evaluation_outputs():
     out = []
     for ds in ALL_DATASETS:
-        out += [f"{R}/{ds}/baselines.csv", f"{R}/{ds}/submission.h5", f"{R}/{ds}/ensemble_curve.csv"]
+        out += member_outputs(ds)
+        for name in [
+            "members.csv",
+            "ensemble.json",
+            "ensemble_curve.csv",
+            "ensemble/rates_val.h5",
+            "ensemble/rates_test.h5",
+            *(f"ensemble/metrics_{p}.json" for p in scored_phases(ds)),
+        ]:
+            out += set_files(ds, name)
+        out += [
+            f"{R}/{ds}/baselines/smoothing/metrics_{p}.json" for p in scored_phases(ds)
+        ]
+        out += [f"{R}/{ds}/baselines.csv", f"{R}/{ds}/submission.h5"]
     return out
 
-def set_files(ds, name):
-    """A file of every member set of a dataset (STNDT and each variant)."""
-    return [f"{R}/{ds}/{name}"] + [f"{R}/{ds}/variants/{v}/{name}" for v in VARIANT_MEMBERS]
-
-def member_files(ds, name):
-    roots = [f"{R}/{ds}"] + [f"{R}/{ds}/variants/{v}" for v in VARIANT_MEMBERS]
-    return [f"{r}/members/{m}/{name}" for r in roots for m in member_ids(ds)]
-
-def figure_outputs(name):
-    """PNG (shown in the report with its caption) and the PDF written beside it."""
-    return dict(
-        png=report(
-            f"{PAPER}/figures/{{dataset}}_{name}.png",
-            caption=f"../report/{name}.rst",
-            category="Figures",
-            subcategory="{dataset}",
-        ),
-        pdf=f"{PAPER}/figures/{{dataset}}_{name}.pdf",
-    )
 
 def paper_outputs():
     out = data_outputs() + evaluation_outputs()
+    out += [f"{R}/{ds}/analysis/neuron_dropping.csv" for ds in ALL_DATASETS]
     out += [f"{PAPER}/tables/{t}.{ext}" for t in TABLES for ext in ("csv", "md")]
-    out += [f"{PAPER}/figures/{ds}_{name}.{ext}" for ds in ALL_DATASETS for name in FIGURE_NAMES
-            for ext in ("png", "pdf")]
+    out += [
+        f"{PAPER}/figures/{ds}_{name}.{ext}"
+        for ds in ALL_DATASETS
+        for name in FIGURE_NAMES
+        for ext in ("png", "pdf")
+    ]
     return out

@@ -1,28 +1,40 @@
 # Stage 1: raw NWB files (DANDI download | synthetic generator | user's files) -> nlb_tools tensors.
 
 
+def local_nwb_files(wildcards):
+    """The user's NWB files: inputs of the linking rule, so that a replaced file rebuilds what depends on it."""
+    files = sorted(
+        glob.glob(os.path.join(glob.escape(ds_cfg(wildcards).path), "*.nwb"))
+    )
+    if not files:
+        raise ValueError(
+            f"datasets.{wildcards.dataset}.path: no .nwb files in {ds_cfg(wildcards).path}"
+        )
+    return files
+
+
 rule download:
-    """Fetch an NLB dataset's train and test NWB files from DANDI (cached, resumable, size-checked)."""
+    """Fetch an NLB dataset's train and test NWB files from DANDI (cached, resumable, digest-checked).
+    A local rule: compute nodes of many clusters have no internet."""
     output:
         directory(f"{R}/{{dataset}}/raw"),
-    wildcard_constraints:
-        dataset=one_of(CFG.by_source("dandi")),
-    params:
-        cli=STNDT,
-        layout=lambda w: ds_cfg(w).layout,
-        version=lambda w: ds_cfg(w).dandi_version or "",
-        cache=f"{R}/.dandi_cache",
     log:
         f"{R}/logs/download/{{dataset}}.log",
-    resources:
-        runtime=240,
-        mem_mb=2000,
+    wildcard_constraints:
+        dataset=one_of(CFG.by_source("dandi")),
     retries: 2
     conda:
         CONDA_ENV
+    resources:
+        runtime=240,
+        mem_mb=2000,
+    params:
+        layout=lambda w: ds_cfg(w).layout,
+        version=lambda w: ds_cfg(w).dandi_version or "",
+        cache=f"{R}/.dandi_cache",
     shell:
-        "{params.cli} download --layout {params.layout} --out {output} --cache {params.cache}"
-        " --version '{params.version}' > {log} 2>&1"
+        "python -m stndt.cli download --layout {params.layout:q} --out {output:q} --cache {params.cache:q}"
+        " --version {params.version:q} > {log:q} 2>&1"
 
 
 rule synthesize:
@@ -30,43 +42,43 @@ rule synthesize:
     output:
         raw=directory(f"{R}/{{dataset}}/raw"),
         hidden=f"{R}/{{dataset}}/truth/full.nwb",
-    wildcard_constraints:
-        dataset=one_of(SYNTHETIC),
-    params:
-        cli=STNDT,
-        layout=lambda w: ds_cfg(w).layout,
-        synthetic=lambda w: as_json(ds_cfg(w).synthetic),
-        seed=CFG.seed,
     log:
         f"{R}/logs/synthesize/{{dataset}}.log",
+    wildcard_constraints:
+        dataset=one_of(SYNTHETIC),
+    conda:
+        CONDA_ENV
     resources:
         runtime=30,
         mem_mb=4000,
-    conda:
-        CONDA_ENV
+    params:
+        layout=lambda w: ds_cfg(w).layout,
+        synthetic=lambda w: json.dumps(ds_cfg(w).synthetic, sort_keys=True),
+        seed=CFG.seed,
     shell:
-        "{params.cli} synthesize --layout {params.layout} --raw {output.raw} --hidden {output.hidden}"
-        " --params {params.synthetic} --seed {params.seed} > {log} 2>&1"
+        "python -m stndt.cli synthesize --layout {params.layout:q} --raw {output.raw:q} --hidden {output.hidden:q}"
+        " --params {params.synthetic:q} --seed {params.seed} > {log:q} 2>&1"
 
 
 rule link_local:
-    """Use a user's own NLB-format NWB files (linked, never copied or modified)."""
+    """Use a user's own NLB-format NWB files (checked, then linked; never copied or modified)."""
+    input:
+        local_nwb_files,
     output:
         directory(f"{R}/{{dataset}}/raw"),
-    wildcard_constraints:
-        dataset=one_of(CFG.by_source("local")),
-    params:
-        cli=STNDT,
-        src=lambda w: ds_cfg(w).path,
-        layout=lambda w: ds_cfg(w).layout,
     log:
         f"{R}/logs/link_local/{{dataset}}.log",
-    resources:
-        runtime=5,
+    wildcard_constraints:
+        dataset=one_of(CFG.by_source("local")),
     conda:
         CONDA_ENV
+    resources:
+        runtime=5,
+    params:
+        src=lambda w: ds_cfg(w).path,
+        layout=lambda w: ds_cfg(w).layout,
     shell:
-        "{params.cli} link-local --src {params.src} --layout {params.layout} --out {output} > {log} 2>&1"
+        "python -m stndt.cli link-local --src {params.src:q} --layout {params.layout:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule tensors:
@@ -76,21 +88,20 @@ rule tensors:
         hidden=hidden_input,
     output:
         f"{R}/{{dataset}}/tensors/{{phase}}.h5",
-    params:
-        cli=STNDT,
-        layout=lambda w: ds_cfg(w).layout,
-        bw=CFG.bin_width_ms,
-        hidden=lambda w, input: f"--hidden {input.hidden}" if input.hidden else "",
     log:
         f"{R}/logs/tensors/{{dataset}}_{{phase}}.log",
+    conda:
+        CONDA_ENV
     resources:
         runtime=60,
         mem_mb=8000,
-    conda:
-        CONDA_ENV
+    params:
+        layout=lambda w: ds_cfg(w).layout,
+        bw=CFG.bin_width_ms,
+        hidden=flag("hidden"),
     shell:
-        "{params.cli} tensors --raw {input.raw} --layout {params.layout} --phase {wildcards.phase}"
-        " --bin-width {params.bw} {params.hidden} --out {output} > {log} 2>&1"
+        "python -m stndt.cli tensors --raw {input.raw:q} --layout {params.layout:q} --phase {wildcards.phase}"
+        " --bin-width {params.bw} {params.hidden:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule truth:
@@ -99,21 +110,21 @@ rule truth:
         f"{R}/{{dataset}}/truth/full.nwb",
     output:
         f"{R}/{{dataset}}/truth.h5",
-    wildcard_constraints:
-        dataset=one_of(SYNTHETIC),
-    params:
-        cli=STNDT,
-        layout=lambda w: ds_cfg(w).layout,
-        bw=CFG.bin_width_ms,
     log:
         f"{R}/logs/truth/{{dataset}}.log",
+    wildcard_constraints:
+        dataset=one_of(SYNTHETIC),
+    conda:
+        CONDA_ENV
     resources:
         runtime=30,
         mem_mb=8000,
-    conda:
-        CONDA_ENV
+    params:
+        layout=lambda w: ds_cfg(w).layout,
+        bw=CFG.bin_width_ms,
     shell:
-        "{params.cli} truth --hidden {input} --layout {params.layout} --bin-width {params.bw} --out {output} > {log} 2>&1"
+        "python -m stndt.cli truth --hidden {input:q} --layout {params.layout:q} --bin-width {params.bw}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule data_overview:
@@ -128,17 +139,16 @@ rule data_overview:
             category="Data",
             subcategory="{dataset}",
         ),
-    params:
-        cli=STNDT,
-        truth=lambda w, input: f"--truth {input.truth}" if input.truth else "",
     log:
         f"{R}/logs/data_overview/{{dataset}}.log",
-    resources:
-        runtime=10,
     conda:
         CONDA_ENV
+    resources:
+        runtime=10,
+    params:
+        truth=flag("truth"),
     shell:
-        "{params.cli} overview --tensors {input.tensors} {params.truth} --out {output} > {log} 2>&1"
+        "python -m stndt.cli overview --tensors {input.tensors:q} {params.truth:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule data:

@@ -1,35 +1,39 @@
-# Stage 3: score every member, choose the ensembles, run the baselines, write the EvalAI submission.
+# Stage 3: members table, ensembles, baselines and the EvalAI submission. Members score themselves in
+# their training job; `score` scores what other jobs produce (ensembles, the smoothing baseline, members'
+# test phase where its targets are known) as cluster jobs.
 
 
-SCORED = r"members/m\d+|variants/(ndt|no_contrast)/members/m\d+|ensemble|variants/(ndt|no_contrast)/ensemble|baselines/smoothing"
-# A member set: the STNDT members of a dataset, or one variant's members.
-MEMBER_SET = r"[^/]+(/variants/(ndt|no_contrast))?"
+SETS = "|".join(re.escape(vdir(v)) for v in VARIANTS)
+SCORED = rf"({SETS})ensemble|baselines/smoothing|({SETS})members/m\d\d\d+"
+
+
+# A member's metrics_val.json comes from its training job; `score` makes only its metrics_test.json.
+ruleorder: train > score
 
 
 rule score:
-    """Score one rates file (a member, an ensemble, a baseline) with nlb_tools' evaluate."""
+    """Score one rates file (an ensemble, a baseline, a member's test phase) with nlb_tools' evaluate."""
     input:
         rates=f"{R}/{{dataset}}/{{sub}}/rates_{{phase}}.h5",
         tensors=f"{R}/{{dataset}}/tensors/{{phase}}.h5",
         truth=truth_input,
     output:
         f"{R}/{{dataset}}/{{sub}}/metrics_{{phase}}.json",
+    log:
+        f"{R}/logs/score/{{dataset}}/{{sub}}_{{phase}}.log",
     wildcard_constraints:
         sub=SCORED,
-    params:
-        cli=STNDT,
-        truth=lambda w, input: f"--truth {input.truth}" if input.truth else "",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=30,
         mem_mb=4000,
-    log:
-        f"{R}/logs/score/{{dataset}}/{{sub}}_{{phase}}.log",
-    conda:
-        CONDA_ENV
+    params:
+        truth=flag("truth"),
     shell:
-        "OMP_NUM_THREADS={threads} {params.cli} score --rates {input.rates} --tensors {input.tensors} {params.truth}"
-        " --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m stndt.cli score --rates {input.rates:q} --tensors {input.tensors:q}"
+        " {params.truth:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule score_oracle:
@@ -39,21 +43,19 @@ rule score_oracle:
         tensors=f"{R}/{{dataset}}/tensors/{{phase}}.h5",
     output:
         f"{R}/{{dataset}}/baselines/oracle/metrics_{{phase}}.json",
+    log:
+        f"{R}/logs/score/{{dataset}}/oracle_{{phase}}.log",
     wildcard_constraints:
         dataset=one_of(SYNTHETIC),
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=30,
         mem_mb=4000,
-    params:
-        cli=STNDT,
-    log:
-        f"{R}/logs/score/{{dataset}}/oracle_{{phase}}.log",
-    conda:
-        CONDA_ENV
     shell:
-        "OMP_NUM_THREADS={threads} {params.cli} score --rates {input.truth} --rates-group {wildcards.phase}"
-        " --tensors {input.tensors} --truth {input.truth} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m stndt.cli score --rates {input.truth:q} --rates-group {wildcards.phase}"
+        " --tensors {input.tensors:q} --truth {input.truth:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule members_table:
@@ -61,55 +63,55 @@ rule members_table:
     input:
         lambda w: [
             f"{m}/{f}"
-            for m in set_members(w)
-            for f in ["params.json"] + [f"metrics_{p}.json" for p in scored_phases(set_dataset(w))]
+            for m in set_members(w.dataset, w.vdir)
+            for f in ["params.json", "train_log.csv"]
+            + [f"metrics_{p}.json" for p in scored_phases(w.dataset)]
         ],
     output:
-        f"{R}/{{root}}/members.csv",
-    wildcard_constraints:
-        root=MEMBER_SET,
-    params:
-        cli=STNDT,
-        members=set_members,
-    resources:
-        runtime=5,
+        f"{R}/{{dataset}}/{{vdir}}members.csv",
     log:
-        f"{R}/logs/members_table/{{root}}.log",
+        f"{R}/logs/members_table/{{dataset}}/{{vdir}}members.log",
     conda:
         CONDA_ENV
+    resources:
+        runtime=5,
+    params:
+        members=lambda w: set_members(w.dataset, w.vdir),
     shell:
-        "{params.cli} members-table --members {params.members} --out {output} > {log} 2>&1"
+        "python -m stndt.cli members-table --members {params.members:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule ensemble:
     """Rank a member set by val co-bps, average the top N for every N, choose N (plus an honest split)."""
     input:
-        table=f"{R}/{{root}}/members.csv",
-        val=lambda w: f"{R}/{set_dataset(w)}/tensors/val.h5",
-        test=lambda w: f"{R}/{set_dataset(w)}/tensors/test.h5",
-        rates=lambda w: [f"{m}/rates_{p}.h5" for m in set_members(w) for p in PHASES],
+        table=f"{R}/{{dataset}}/{{vdir}}members.csv",
+        val=f"{R}/{{dataset}}/tensors/val.h5",
+        test=f"{R}/{{dataset}}/tensors/test.h5",
+        rates=lambda w: [
+            f"{m}/rates_{p}.h5" for m in set_members(w.dataset, w.vdir) for p in PHASES
+        ],
     output:
-        json=f"{R}/{{root}}/ensemble.json",
-        curve=f"{R}/{{root}}/ensemble_curve.csv",
-        rates=expand(f"{R}/{{{{root}}}}/ensemble/rates_{{phase}}.h5", phase=PHASES),
-    wildcard_constraints:
-        root=MEMBER_SET,
-    params:
-        cli=STNDT,
-        members=set_members,
-        out_dir=lambda w: f"{R}/{w.root}",
-        seed=CFG.seed,
+        json=f"{R}/{{dataset}}/{{vdir}}ensemble.json",
+        curve=f"{R}/{{dataset}}/{{vdir}}ensemble_curve.csv",
+        rates=expand(
+            f"{R}/{{{{dataset}}}}/{{{{vdir}}}}ensemble/rates_{{phase}}.h5",
+            phase=PHASES,
+        ),
+    log:
+        f"{R}/logs/ensemble/{{dataset}}/{{vdir}}ensemble.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=60,
         mem_mb=8000,
-    log:
-        f"{R}/logs/ensemble/{{root}}.log",
-    conda:
-        CONDA_ENV
+    params:
+        members=lambda w: set_members(w.dataset, w.vdir),
+        out_dir=lambda w: f"{R}/{w.dataset}/{w.vdir}",
+        seed=CFG.seed,
     shell:
-        "OMP_NUM_THREADS={threads} {params.cli} ensemble --table {input.table} --members {params.members}"
-        " --val {input.val} --test {input.test} --out-dir {params.out_dir} --seed {params.seed} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m stndt.cli ensemble --table {input.table:q} --members {params.members:q}"
+        " --val {input.val:q} --test {input.test:q} --out-dir {params.out_dir:q} --seed {params.seed} > {log:q} 2>&1"
 
 
 rule smoothing:
@@ -118,18 +120,16 @@ rule smoothing:
         f"{R}/{{dataset}}/tensors/{{phase}}.h5",
     output:
         f"{R}/{{dataset}}/baselines/smoothing/rates_{{phase}}.h5",
-    threads: 1
-    resources:
-        runtime=60,
-        mem_mb=8000,
-    params:
-        cli=STNDT,
     log:
         f"{R}/logs/smoothing/{{dataset}}_{{phase}}.log",
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
     shell:
-        "OMP_NUM_THREADS={threads} {params.cli} smoothing --tensors {input} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} python -m stndt.cli smoothing --tensors {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule submission:
@@ -139,39 +139,49 @@ rule submission:
         test=f"{R}/{{dataset}}/tensors/test.h5",
     output:
         f"{R}/{{dataset}}/submission.h5",
-    resources:
-        runtime=10,
-    params:
-        cli=STNDT,
     log:
         f"{R}/logs/submission/{{dataset}}.log",
     conda:
         CONDA_ENV
+    resources:
+        runtime=10,
     shell:
-        "{params.cli} submission --rates {input.rates} --test {input.test} --out {output} > {log} 2>&1"
+        "python -m stndt.cli submission --rates {input.rates:q} --test {input.test:q} --out {output:q} > {log:q} 2>&1"
+
+
+def baseline_inputs(wildcards):
+    ds = wildcards.dataset
+    out = set_files(ds, "ensemble.json")
+    subs = [f"{p}ensemble" for _, p in dataset_sets(ds)] + ["baselines/smoothing"]
+    if is_synthetic(ds):
+        subs.append("baselines/oracle")
+    for p in scored_phases(ds):
+        out += [f"{R}/{ds}/{s}/metrics_{p}.json" for s in subs]
+        # the best single member of each set is scored like every member
+        out += member_files(ds, f"metrics_{p}.json")
+    return out
 
 
 rule baselines:
-    """Every method on the same trials: STNDT ensemble and best member, NDT, no-contrast, smoothing, oracle."""
+    """Every method on the same trials: STNDT ensemble and best member, each variant, smoothing, oracle."""
     input:
         baseline_inputs,
     output:
         f"{R}/{{dataset}}/baselines.csv",
-    params:
-        cli=STNDT,
-        ds_dir=lambda w: f"{R}/{w.dataset}",
-        phases=lambda w: " ".join(scored_phases(w.dataset)),
-        synthetic=lambda w: "--synthetic" if is_synthetic(w.dataset) else "",
-        variants=" ".join(VARIANT_MEMBERS),
-    resources:
-        runtime=5,
     log:
         f"{R}/logs/baselines/{{dataset}}.log",
     conda:
         CONDA_ENV
+    resources:
+        runtime=5,
+    params:
+        ds_dir=lambda w: f"{R}/{w.dataset}",
+        phases=lambda w: scored_phases(w.dataset),
+        synthetic=lambda w: ["--synthetic"] if is_synthetic(w.dataset) else [],
+        variants=lambda w: [v for v, _ in dataset_sets(w.dataset) if v != "stndt"],
     shell:
-        "{params.cli} baselines --dataset-dir {params.ds_dir} --phases {params.phases}"
-        " --variants {params.variants} {params.synthetic} --out {output} > {log} 2>&1"
+        "python -m stndt.cli baselines --dataset-dir {params.ds_dir:q} --phases {params.phases}"
+        " --variants {params.variants} {params.synthetic} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate:

@@ -1,0 +1,74 @@
+"""The SHIPPED SLURM profile with the SHIPPED paper config, as a user runs it: every job lands where it
+must. Planned by Snakemake itself (a dry run through the SLURM executor plugin, nothing is submitted)."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, snakemake
+
+GPU_PARTITION, CPU_PARTITION = "gpu_part", "cpu_part"
+# Rules whose jobs do real work: never on the login node.
+COMPUTE_RULES = {"train", "score", "score_oracle", "ensemble", "smoothing", "tensors", "neuron_dropping"}
+
+
+def _user_profile(tmp_path: Path) -> Path:
+    """The shipped profile with its EDIT_ME values filled in, as the README tells users to do."""
+    profile = tmp_path / "profile"
+    shutil.copytree(ROOT / "workflow" / "profiles" / "slurm", profile)
+    cfg = profile / "config.v8+.yaml"
+    text = cfg.read_text()
+    assert text.count("EDIT_ME") == 3, "the README names three EDIT_ME values"
+    text = (text.replace("EDIT_ME_account", "lab").replace("EDIT_ME_cpu_partition", CPU_PARTITION)
+            .replace("EDIT_ME_gpu_partition", GPU_PARTITION))
+    cfg.write_text(text)
+    return profile
+
+
+def planned_jobs(log: str) -> list[dict]:
+    """Every job of a dry run: rule, whether local, and its resources (name -> value string)."""
+    jobs = []
+    for header, body in re.findall(r"^(localrule \S+|rule \S+):\n((?:    .*\n)*)", log, re.MULTILINE):
+        kind, rule = header.split()
+        found = re.search(r"^    resources: (.*)$", body, re.MULTILINE)
+        resources = dict(kv.split("=", 1) for kv in found.group(1).split(", ")) if found else {}
+        jobs.append({"rule": rule.rstrip(":"), "local": kind == "localrule", "resources": resources})
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def paper_plan(tmp_path_factory) -> list[dict]:
+    tmp = tmp_path_factory.mktemp("plan")
+    out = snakemake(tmp, ROOT / "config" / "paper.yaml", "-n", "--executor", "slurm",
+                    "--profile", str(_user_profile(tmp)), timeout=600)
+    jobs = planned_jobs(out.stdout + out.stderr)
+    assert len(jobs) > 500, "the paper plan should hold hundreds of jobs"
+    return jobs
+
+
+def test_every_gpu_job_goes_to_the_gpu_partition_with_runtime_and_memory(paper_plan):
+    gpu_jobs = [j for j in paper_plan if int(j["resources"].get("gpu", 0) or 0) > 0]
+    assert gpu_jobs and {j["rule"] for j in gpu_jobs} == {"train"}
+    for job in gpu_jobs:
+        res = job["resources"]
+        assert res.get("slurm_partition") == GPU_PARTITION, job
+        assert int(res["runtime"]) >= 60 and int(res["mem_mb"]) >= 1000, job
+        assert not job["local"], job
+
+
+def test_every_variant_trains_on_the_gpu_partition(paper_plan):
+    train = [j for j in paper_plan if j["rule"] == "train"]
+    # STNDT, NDT and no-contrast members all come from the one rule, so one profile entry covers them
+    assert train and all(j["resources"].get("slurm_partition") == GPU_PARTITION for j in train)
+
+
+def test_no_training_or_scoring_job_runs_on_the_login_node(paper_plan):
+    local = {j["rule"] for j in paper_plan if j["local"]}
+    assert not local & COMPUTE_RULES, local & COMPUTE_RULES
+    assert "download" in local  # compute nodes often have no internet
+    for job in paper_plan:
+        if not job["local"] and job["rule"] != "train":
+            assert job["resources"].get("slurm_partition") == CPU_PARTITION, job
