@@ -1,0 +1,229 @@
+"""Tests of stndt.train.pack: K members trained as one batched computation give each member exactly
+its train_member result (bitwise, on CPU), leave the pack when they stop, and resume after kill -9.
+
+Data: tiny tensors files written like tests/test_train.py's fixture (Poisson counts from smooth
+low-rank log-rates), re-created here rather than imported from another test module.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from stndt.io import save_h5
+from stndt.train import pack as pack_mod
+from stndt.train.loop import OUTPUT_FILES, STATE_FILE, TIMING_COLUMNS, VAL_CO_BPS, train_member
+from stndt.train.pack import PACK_STATE_FILE, train_pack
+
+REPO = Path(__file__).resolve().parents[1]
+N_IN, N_OUT, T, T_FP = 14, 6, 24, 6
+
+
+def _fake_trials(rng, n, c, b):
+    t_all = T + T_FP
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, c.shape[0]))
+    amp = rng.uniform(0.5, 1.5, (n, 1, c.shape[0]))
+    tt = np.arange(t_all)[None, :, None] / t_all
+    z = amp * np.sin(2 * np.pi * np.array([1.0, 1.5, 2.3]) * tt + phase)
+    return rng.poisson(np.exp(b + z @ c)).astype(np.float32)
+
+
+def _write_phase(path, train, evals, phase):
+    data = {
+        "train_spikes_heldin": train[:, :T, :N_IN], "train_spikes_heldout": train[:, :T, N_IN:],
+        "train_spikes_heldin_forward": train[:, T:, :N_IN], "train_spikes_heldout_forward": train[:, T:, N_IN:],
+        "eval_spikes_heldin": evals[:, :T, :N_IN],
+        "targets": {"mc_maze": {"eval_spikes_heldout": evals[:, :T, N_IN:],
+                                "eval_spikes_heldin_forward": evals[:, T:, :N_IN],
+                                "eval_spikes_heldout_forward": evals[:, T:, N_IN:]}},
+    }
+    save_h5(path, data, attrs={"layout": "mc_maze", "bin_width_ms": 5, "phase": phase})
+
+
+@pytest.fixture(scope="module")
+def tensors(tmp_path_factory):
+    """val.h5 / test.h5: 3 smooth latent factors driving 20 neurons (64 train trials: 2 batches)."""
+    d = tmp_path_factory.mktemp("pack_tensors")
+    rng = np.random.default_rng(0)
+    c = rng.normal(0, 0.9, (3, N_IN + N_OUT))
+    b = np.log(rng.uniform(0.15, 0.5, N_IN + N_OUT))
+    _write_phase(d / "val.h5", _fake_trials(rng, 64, c, b), _fake_trials(rng, 24, c, b), "val")
+    _write_phase(d / "test.h5", _fake_trials(rng, 40, c, b), _fake_trials(rng, 16, c, b), "test")
+    return d / "val.h5", d / "test.h5"
+
+
+BASE = dict(n_layers=2, n_heads=2, ff_hidden=16, batch_size=32, num_threads=1, val_every=2, patience=1000,
+            mask_span_ramp_start=0, mask_span_ramp_end=4, mask_max_span=3, max_epochs=8)
+# Members differ in every per-member setting the pack must keep apart: seed, lr, warm-up, weight
+# decay, dropouts, context band (full / banded / one-sided), span ramp and span mode, contrastive
+# schedule, validation cadence, early stopping, and their own epoch budget (member 2 stops first).
+MEMBERS = [
+    dict(seed=1, lr=5e-3, warmup_epochs=2, weight_decay=5e-5, dropout=0.1, dropout_rates=0.05,
+         dropout_embedding=0.2, context_forward=-1, context_backward=-1, contrast_lambda=0.3),
+    dict(seed=2, lr=2e-3, warmup_epochs=0, weight_decay=1e-3, dropout=0.0, dropout_rates=0.1,
+         dropout_embedding=0.0, context_forward=3, context_backward=8, contrast_start_epoch=3,
+         mask_span_mode="reference", grad_clip=0.5),
+    dict(seed=3, lr=8e-3, warmup_epochs=4, weight_decay=0.0, dropout=0.2, dropout_rates=0.0,
+         dropout_embedding=0.1, context_forward=0, context_backward=-1, contrastive=False, max_epochs=5,
+         val_every=1, mask_span_ramp_start=2, mask_span_ramp_end=6),
+]
+
+
+def _h5(path):
+    out = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def _log_rows(path):
+    lines = Path(path).read_text().splitlines()
+    keep = [i for i, c in enumerate(lines[0].split(",")) if c not in TIMING_COLUMNS]
+    return [[row.split(",")[i] for i in keep] for row in lines]
+
+
+def _params_json(path):
+    p = json.loads((Path(path) / "params.json").read_text())
+    for k in ("train_seconds", "seconds_per_epoch"):
+        p["training"].pop(k)
+    return p
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    """Outputs of two runs are identical, wall-clock fields aside (weights and rates bitwise)."""
+    ca, cb = (torch.load(d / "best.pt", weights_only=True) for d in (a, b))
+    assert ca["epoch"] == cb["epoch"] and ca["metrics"] == cb["metrics"]
+    assert ca["model"].keys() == cb["model"].keys()
+    different = [k for k in ca["model"] if not torch.equal(ca["model"][k], cb["model"][k])]
+    assert not different, f"weights differ: {different}"
+    for name in ("rates_val.h5", "rates_test.h5"):
+        ra, rb = _h5(a / name), _h5(b / name)
+        assert ra.keys() == rb.keys() and all(np.array_equal(ra[k], rb[k]) for k in ra), name
+    assert _log_rows(a / "train_log.csv") == _log_rows(b / "train_log.csv")
+    assert _params_json(a) == _params_json(b)
+
+
+@pytest.fixture(scope="module")
+def solo_runs(tensors, tmp_path_factory):
+    """Each MEMBERS entry trained alone with train_member, in fp32 and in bf16 autocast."""
+    root = tmp_path_factory.mktemp("solo")
+    out = {}
+    for bf16 in (False, True):
+        for i, extra in enumerate(MEMBERS):
+            d = root / f"bf16_{bf16}" / f"m{i}"
+            out[bf16, i] = (d, train_member(*tensors, d, {**BASE, **extra, "bf16": bf16}, progress=False))
+    return out
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_packed_members_equal_solo_members_bitwise(tensors, solo_runs, tmp_path, bf16):
+    dirs = [tmp_path / f"m{i}" for i in range(len(MEMBERS))]
+    summaries = train_pack(*tensors, dirs, [{**BASE, **m, "bf16": bf16} for m in MEMBERS], progress=False)
+    for i, d in enumerate(dirs):
+        solo_dir, solo_summary = solo_runs[bf16, i]
+        assert {p.name for p in d.iterdir()} >= set(OUTPUT_FILES) | {"train.log"}
+        assert_same_outputs(solo_dir, d)
+        assert {k: v for k, v in summaries[i].items() if "seconds" not in k} == \
+               {k: v for k, v in solo_summary.items() if "seconds" not in k}
+    assert [s["epochs_run"] for s in summaries] == [8, 8, 5]  # member 2's own budget
+    assert summaries[0][VAL_CO_BPS] != summaries[1][VAL_CO_BPS]  # the members really differ
+    assert not (dirs[0] / PACK_STATE_FILE).exists() and not (dirs[0] / STATE_FILE).exists()
+
+
+def test_pack_engine_with_one_member_is_train_member(tensors, solo_runs, tmp_path):
+    """The packed engine itself (not the K=1 shortcut of train_pack) reproduces train_member."""
+    summaries = pack_mod._run_with_logs(tensors[0], tensors[1], [tmp_path / "m"],
+                                        [{**BASE, **MEMBERS[0], "bf16": False}], False)
+    assert_same_outputs(solo_runs[False, 0][0], tmp_path / "m")
+    assert summaries[0][VAL_CO_BPS] == solo_runs[False, 0][1][VAL_CO_BPS]
+    one = train_pack(*tensors, [tmp_path / "k1"], [{**BASE, **MEMBERS[0], "bf16": False}], progress=False)
+    assert_same_outputs(solo_runs[False, 0][0], tmp_path / "k1") and one[0]["epochs_run"] == 8
+
+
+def test_stopped_members_leave_the_pack(tensors, tmp_path, monkeypatch):
+    """Members stopped by early stopping or by their own budget cost no compute afterwards."""
+    sizes = []
+    real = pack_mod.pack_loss
+
+    def spy(pack, batch, *args, **kwargs):
+        sizes.append(batch.shape[0])
+        assert pack.size == batch.shape[0]
+        return real(pack, batch, *args, **kwargs)
+
+    monkeypatch.setattr(pack_mod, "pack_loss", spy)
+    members = [dict(seed=1, max_epochs=6),
+               dict(seed=2, max_epochs=2),                                       # own budget
+               dict(seed=3, max_epochs=6, patience=0, stop_rule="cobps", val_every=3)]  # early stop at 3
+    summaries = train_pack(*tensors, [tmp_path / f"m{i}" for i in range(3)],
+                           [{**BASE, **m} for m in members], progress=False)
+    assert [s["stop_reason"] for s in summaries] == ["max_epochs", "max_epochs", "early_stopping"]
+    assert [s["epochs_run"] for s in summaries] == [6, 2, 3]
+    assert sizes == [3] * 4 + [2] * 2 + [1] * 6  # 2 steps per epoch
+
+
+@pytest.mark.parametrize("change, field", [({"n_layers": 1}, "n_layers"), ({"spatial": False}, "spatial"),
+                                           ({"batch_size": 16}, "batch_size")])
+def test_members_that_cannot_share_a_batch_are_refused(tensors, tmp_path, change, field):
+    with pytest.raises(ValueError, match=f"'{field}'"):
+        train_pack(*tensors, [tmp_path / "a", tmp_path / "b"], [BASE, {**BASE, **change}], progress=False)
+    with pytest.raises(ValueError, match="folders"):
+        train_pack(*tensors, [tmp_path / "a"], [BASE, BASE], progress=False)
+
+
+# --------------------------------------------------------------------------------------- kill / resume
+RUNNER = textwrap.dedent("""
+    import json, sys
+    from stndt.train.pack import train_pack
+    val, test, root, members = sys.argv[1:5]
+    members = json.loads(members)
+    train_pack(val, test, [f"{root}/m{i}" for i in range(len(members))], members, progress=False)
+""")
+RESUME = [{**BASE, **m, "max_epochs": 24, "checkpoint_every_epochs": 2} for m in MEMBERS[:2]] + \
+         [{**BASE, **MEMBERS[2], "checkpoint_every_epochs": 2, "max_epochs": 9}]
+
+
+def _start(tensors, root):
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", RUNNER, str(tensors[0]), str(tensors[1]), str(root),
+                             json.dumps(RESUME)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _kill_when(proc, condition, timeout=120.0):
+    t0 = time.monotonic()
+    while not condition():
+        assert proc.poll() is None, f"run finished before it could be killed: {proc.stderr.read()[-2000:]}"
+        assert time.monotonic() - t0 < timeout, "timed out waiting for a state save"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_kill_9_and_resume_gives_the_uninterrupted_result(tensors, tmp_path):
+    ref_root, run_root = tmp_path / "ref", tmp_path / "killed"
+    ref = _start(tensors, ref_root)
+    proc = _start(tensors, run_root)
+    state = run_root / "m0" / PACK_STATE_FILE
+    _kill_when(proc, state.exists)                                      # right after the first save
+    first = state.stat().st_mtime_ns
+    proc = _start(tensors, run_root)
+    _kill_when(proc, lambda: state.stat().st_mtime_ns != first)        # after a later save, member 2 gone
+    assert not any((run_root / f"m{i}" / f).exists() for i in range(3) for f in OUTPUT_FILES)
+    proc = _start(tensors, run_root)
+    assert proc.wait() == 0, proc.stderr.read()[-3000:]
+    assert ref.wait() == 0, ref.stderr.read()[-3000:]
+    assert (run_root / "m1" / "train.log").read_text().count("resumed pack from") == 2
+    for i in range(3):
+        assert_same_outputs(ref_root / f"m{i}", run_root / f"m{i}")
+    assert not state.exists()
