@@ -340,3 +340,75 @@ def test_finished_state_rewrites_outputs_without_training(tensors, tmp_path):
     new_rates = _h5_arrays(tmp_path / "rates_test.h5")
     assert rates.keys() == new_rates.keys() and all(np.array_equal(rates[k], new_rates[k]) for k in rates)
     assert not (tmp_path / ".rates_val.h5.abc.tmp").exists()
+
+
+# ------------------------------------------------------------------------------------- damaged state
+def _assert_same_outputs(ref_dir, run_dir):
+    """The outputs of two runs are equal, wall-clock fields aside (as in the kill -9 test)."""
+    a = torch.load(ref_dir / "best.pt", weights_only=True)
+    b = torch.load(run_dir / "best.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] and a["metrics"] == b["metrics"] and a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    for name in ("rates_val.h5", "rates_test.h5"):
+        ra, rb = _h5_arrays(ref_dir / name), _h5_arrays(run_dir / name)
+        assert ra.keys() == rb.keys() and all(np.array_equal(ra[k], rb[k]) for k in ra)
+    assert _log_without_timing(ref_dir / "train_log.csv") == _log_without_timing(run_dir / "train_log.csv")
+    pa, pb = (json.loads((d / "params.json").read_text()) for d in (ref_dir, run_dir))
+    for p in (pa, pb):
+        for k in ("train_seconds", "seconds_per_epoch"):
+            p["training"].pop(k)
+    assert pa == pb
+
+
+def test_damaged_state_is_set_aside_and_the_member_starts_afresh(tensors, tmp_path):
+    """A state.pt that cannot be loaded used to fail every rerun of its member. Now it is renamed aside
+    (bytes kept), a WARNING naming it and the error goes to train.log, and the member trains afresh to
+    exactly a clean run's result."""
+    import io as _io
+    import re
+
+    val, test = tensors
+    params = {**TINY, "max_epochs": 4, "keep_state": True}
+    ref = tmp_path / "ref"
+    train_member(val, test, ref, params, progress=False)
+    good = (ref / STATE_FILE).read_bytes()
+    foreign = _io.BytesIO()
+    torch.save({"format": "someone-elses-v3", "epoch": 2}, foreign)
+    damages = {  # kind -> (bytes, what the warning must say about the error)
+        "truncated": (good[: len(good) // 2], "RuntimeError: PytorchStreamReader failed"),
+        "garbage": (b"not a checkpoint\n" * 50, "UnpicklingError"),
+        "empty": (b"", "EOFError"),
+        "foreign": (foreign.getvalue(), "format 'someone-elses-v3'"),
+    }
+    for kind, (data, error) in damages.items():
+        out = tmp_path / kind
+        out.mkdir()
+        (out / STATE_FILE).write_bytes(data)
+        train_member(val, test, out, params, progress=False)
+        aside = sorted(out.glob(f"{STATE_FILE}.corrupt-*"))
+        assert len(aside) == 1 and aside[0].read_bytes() == data, kind
+        assert re.fullmatch(r"state\.pt\.corrupt-\d{8}T\d{6}\.\d{6}Z", aside[0].name)
+        warnings = [ln for ln in (out / "train.log").read_text().splitlines() if " WARNING " in ln]
+        assert len(warnings) == 1 and str(out / STATE_FILE) in warnings[0], (kind, warnings)
+        assert error in warnings[0] and aside[0].name in warnings[0] and "afresh" in warnings[0], kind
+        _assert_same_outputs(ref, out)
+
+
+def test_set_aside_never_overwrites_and_unreadable_state_is_not_set_aside(tmp_path, monkeypatch):
+    from datetime import datetime, timezone
+
+    from stndt.train import checkpoint
+
+    now = datetime(2025, 3, 4, 5, 6, 7, 89, tzinfo=timezone.utc)
+    names = []
+    for content in (b"first", b"second"):
+        (tmp_path / "state.pt").write_bytes(content)
+        names.append(checkpoint.set_aside(tmp_path / "state.pt", now).name)
+    assert names == ["state.pt.corrupt-20250304T050607.000089Z", "state.pt.corrupt-20250304T050607.000089Z-1"]
+    assert [(tmp_path / n).read_bytes() for n in names] == [b"first", b"second"]
+    # an I/O error is not damage: setting the file aside would not help, so it is raised, file untouched
+    (tmp_path / "state.pt").write_bytes(b"fine")
+    monkeypatch.setattr(torch, "load", lambda *a, **k: (_ for _ in ()).throw(OSError(5, "Input/output error")))
+    with pytest.raises(RuntimeError, match="state.pt: cannot be loaded.*Input/output error"):
+        checkpoint.load_state_file(tmp_path / "state.pt")
+    assert (tmp_path / "state.pt").read_bytes() == b"fine"

@@ -9,19 +9,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from stndt.io import atomic_path
+from stndt.io import atomic_path, file_sha256
 
 STATE_FORMAT = "stndt-train-state-v1"
 MEMBER_FORMAT = "stndt-member-v1"
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
-    """torch.save through a temporary file renamed into place."""
+    """torch.save through a temporary file renamed into place (stndt.io.atomic_path).
+
+    atomic_path gives the file the umask's default mode and turns a full disk (torch reports it as
+    "unexpected pos ...") into an OSError naming `path`, leaving nothing under the final name.
+    """
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -37,13 +42,54 @@ def load_torch(path: str | os.PathLike, device: str | torch.device = "cpu") -> A
         raise RuntimeError(f"{path}: cannot be loaded as a checkpoint ({type(e).__name__}: {e})") from e
 
 
+# Every key a state.pt written by the training loop holds; a file missing one cannot be resumed.
+STATE_KEYS: tuple[str, ...] = ("format", "fingerprint", "epoch", "step", "elapsed_s", "best", "log", "done",
+                               "stop_reason", "model", "optimizer", "rng")
+
+
+def state_problem(obj: Any) -> str:
+    """Why `obj` (a loaded state.pt) cannot be resumed, or "" when it has the training state's shape."""
+    if not isinstance(obj, dict):
+        return f"holds a {type(obj).__name__}, not a {STATE_FORMAT} dict"
+    if obj.get("format") != STATE_FORMAT:
+        return f"format {obj.get('format')!r}, not {STATE_FORMAT!r}"
+    missing = [k for k in STATE_KEYS if k not in obj]
+    return f"{STATE_FORMAT} without {', '.join(missing)}" if missing else ""
+
+
+def load_state_file(path: str | os.PathLike) -> tuple[dict[str, Any] | None, str]:
+    """(state, "") for a usable state file, (None, reason) for a damaged one (truncated, garbage,
+    another format). A file that exists but cannot be read (permissions, I/O error) is not damaged:
+    that error is raised, since setting the file aside would not fix it."""
+    try:
+        obj = load_torch(path)
+    except RuntimeError as e:
+        cause = e.__cause__
+        if isinstance(cause, OSError) or cause is None:
+            raise
+        lines = str(cause).strip().splitlines()
+        return None, f"{type(cause).__name__}: {lines[0][:300] if lines else 'no message'}"
+    problem = state_problem(obj)
+    return (None, problem) if problem else (obj, "")
+
+
+def set_aside(path: str | os.PathLike, now: datetime | None = None) -> Path:
+    """Rename `path` to `<name>.corrupt-<UTC timestamp>` (never deleting or overwriting anything) and
+    return the new path: a damaged file stops blocking its job but stays for inspection."""
+    path = Path(path)
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%S.%fZ")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    os.rename(path, aside)
+    return aside
+
+
 def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """sha256 of a file's bytes: ties a saved state to the exact data it was trained on."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path, chunk)
 
 
 def fingerprint(configs: Mapping[str, Any], data_files: list[Path | None]) -> str:

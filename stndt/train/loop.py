@@ -471,11 +471,22 @@ def _clear_outputs(out_dir: Path) -> None:
 
 
 def _load_state(path: Path, run_id: str) -> dict[str, Any] | None:
+    """The saved state of this run to resume from, or None to start afresh.
+
+    A damaged state.pt (truncated, garbage, another format) would fail every rerun of the member the
+    same way, so it is renamed aside (kept, never deleted), a WARNING naming it and the error goes to
+    train.log, and the member starts afresh: training is deterministic, so the result is a clean run's.
+    """
+    from stndt.train.checkpoint import load_state_file, set_aside
+
     if not path.exists():
         return None
-    st = load_torch(path)
-    if not isinstance(st, dict) or st.get("format") != STATE_FORMAT:
-        raise ValueError(f"{path}: not a {STATE_FORMAT} file; delete it to start this member afresh")
+    st, problem = load_state_file(path)
+    if st is None:
+        aside = set_aside(path)
+        log.warning("%s cannot be resumed (%s); kept it as %s and starting this member afresh",
+                    path, problem, aside.name)
+        return None
     if st.get("fingerprint") != run_id:
         log.warning("%s was saved for other parameters or data; starting afresh", path)
         return None
