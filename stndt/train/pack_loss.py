@@ -58,13 +58,15 @@ def pack_loss(pack: PackedSTNDT, batch: Tensor, cfgs: Sequence[ObjectiveConfig],
         inputs.append(x)
         masks.append(mask)
         views.append(v)
-    log_rates = pack(torch.stack(inputs))
+    log_rates = pack(torch.stack(inputs)).unbind(0)  # unbind, not [k]: see PackedSTNDT
     nll = [masked_nll(log_rates[k], counts[k], masks[k], n_heldin, t_bins) for k in range(k_)]
-    contrast = [torch.zeros((), device=log_rates.device) for _ in range(k_)]
+    contrast = [torch.zeros((), device=counts.device) for _ in range(k_)]
     if any(v is not None for v in views):
         # Members without a contrastive term this epoch get zero views whose embeddings are unused.
         filler = counts.new_zeros(2 * b, t_all, n_all)
         temporal, spatial = pack.embed(torch.stack([filler if v is None else v for v in views]))
+        temporal = temporal.unbind(0)
+        spatial = None if spatial is None else spatial.unbind(0)
         for k, cfg in enumerate(cfgs):
             if views[k] is None:
                 continue

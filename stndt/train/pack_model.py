@@ -96,7 +96,11 @@ class MemberRNG:
 
 
 class PackedSTNDT:
-    """Training forward of K same-shape STNDT / NDT members on stacked parameters."""
+    """Training forward of K same-shape STNDT / NDT members on stacked parameters.
+
+    Per-member pieces take their slices with one ``unbind`` (never ``x[i]`` in a loop): indexing a
+    tensor K times puts K full-size zero-filled gradients into the backward, O(K^2) memory traffic.
+    """
 
     def __init__(self, models: Sequence[STNDT], rng: MemberRNG, exact: bool | None = None):
         if not models:
@@ -199,7 +203,7 @@ class PackedSTNDT:
         w, b = self._low_precision(f"{name}.weight"), self._low_precision(f"{name}.bias")
         if self.exact and not x[0].is_contiguous():
             # F.linear takes another route (matmul, then add) for a non-contiguous input.
-            return torch.stack([F.linear(x[i], w[i], b[i]) for i in range(self.size)])
+            return torch.stack([F.linear(*a) for a in zip(x.unbind(0), w.unbind(0), b.unbind(0))])
         k, n_out = x.shape[0], w.shape[1]
         out = torch.baddbmm(b.unsqueeze(1), x.reshape(k, -1, x.shape[-1]), w.transpose(1, 2))
         return out.view(*x.shape[:-1], n_out)
@@ -208,7 +212,8 @@ class PackedSTNDT:
         w, b = self.params[f"{name}.weight"], self.params[f"{name}.bias"]
         shape = (x.shape[-1],)
         if self.exact:
-            return torch.stack([F.layer_norm(x[i], shape, w[i], b[i], self.ln_eps) for i in range(self.size)])
+            return torch.stack([F.layer_norm(xi, shape, wi, bi, self.ln_eps)
+                                for xi, wi, bi in zip(x.unbind(0), w.unbind(0), b.unbind(0))])
         view = (w.shape[0],) + (1,) * (x.dim() - 2) + shape
         return torch.addcmul(b.view(view), F.layer_norm(x, shape, eps=self.ln_eps), w.view(view))
 
@@ -248,8 +253,8 @@ class PackedSTNDT:
                 s = x.transpose(2, 3)
         if self.scale_norm is not None:
             scale = self.params["norm.scale"]
-            x = torch.stack([torch.func.functional_call(self.scale_norm, {"scale": scale[i]}, (x[i],))
-                             for i in range(self.size)])
+            x = torch.stack([torch.func.functional_call(self.scale_norm, {"scale": si}, (xi,))
+                             for si, xi in zip(scale.unbind(0), x.unbind(0))])
         else:
             x = self._layer_norm(x, "norm")
         return self._linear(self._dropout(x, self._p("dropout_rates")), "decoder")
@@ -258,7 +263,7 @@ class PackedSTNDT:
         pre, p = f"layers.{layer}.", self._p("dropout")
         h = self._norm(pre + "norm1", x, True)
         qkv = self._linear(h, pre + "qkv")
-        a = torch.stack([self._attend(i, qkv[i]) for i in range(self.size)])
+        a = torch.stack([self._attend(i, qkv_i) for i, qkv_i in enumerate(qkv.unbind(0))])
         x = self._norm(pre + "norm1", self._dropout_add(x, self._linear(a, pre + "out_proj"), p), False)
         h = self._norm(pre + "norm2", x, True)
         h = self._linear(self._dropout(F.relu(self._linear(h, pre + "linear1")), p), pre + "linear2")
