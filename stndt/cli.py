@@ -222,19 +222,44 @@ def _submission(a):
     submission(a.rates, a.test, a.out)
 
 
+def _keyed(rows: list[list[str]] | None, what: str) -> dict:
+    """Repeated `--opt KEY [KEY ...] PATH` values as a nested dict {KEY: ... {KEY: Path}}, in the given
+    order; a key path given twice is an error (two files for one slot). Used by the commands whose
+    every input file is an argument (baselines, neuron-dropping, figure)."""
+    out: dict = {}
+    for *keys, path in rows or []:
+        node = out
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        if keys[-1] in node:
+            raise ValueError(f"{what}: {' '.join(keys)} given twice")
+        node[keys[-1]] = Path(path)
+    return out
+
+
 def _baselines_args(p):
-    p.add_argument("--dataset-dir", required=True, type=Path)
-    p.add_argument("--phases", nargs="+", default=["val"])
-    p.add_argument("--variants", nargs="*", default=["ndt", "no_contrast"])
-    p.add_argument("--synthetic", action="store_true", help="add the oracle (true rates) row")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--phases", nargs="+", default=["val"], help="phases of every method's rows (default: val)")
+    p.add_argument("--ensemble-metrics", nargs=3, action="append", metavar=("SET", "PHASE", "METRICS_JSON"),
+                   help="row {SET}_ensemble: a member set's (stndt or a variant) ensemble metrics of one phase")
+    p.add_argument("--ranking", nargs=2, action="append", metavar=("SET", "ENSEMBLE_JSON"),
+                   help="row {SET}_single: the set's ensemble.json, whose ranking names its best member")
+    p.add_argument("--member-metrics", nargs=4, action="append", metavar=("SET", "MEMBER", "PHASE", "METRICS_JSON"),
+                   help="a member's metrics of one phase (give every member of a --ranking set: the best is read)")
+    p.add_argument("--baseline-metrics", nargs=3, action="append", metavar=("NAME", "PHASE", "METRICS_JSON"),
+                   help="row NAME (e.g. smoothing, oracle): its metrics of one phase")
+    p.add_argument("--out", required=True, type=Path, help="baselines.csv")
 
 
 @command("baselines", "collect every method's metrics into baselines.csv")(_baselines_args)
 def _baselines(a):
-    from stndt.evaluate.pipeline import write_baselines
+    from stndt.evaluate.pipeline import baseline_methods, write_baselines
 
-    write_baselines(a.dataset_dir, a.phases, a.variants, a.synthetic, a.out)
+    methods = baseline_methods(_keyed(a.ensemble_metrics, "--ensemble-metrics"), _keyed(a.ranking, "--ranking"),
+                               _keyed(a.member_metrics, "--member-metrics"),
+                               _keyed(a.baseline_metrics, "--baseline-metrics"))
+    if not methods:
+        raise ValueError("baselines: no methods given (--ensemble-metrics, --ranking, --baseline-metrics)")
+    write_baselines(methods, a.phases, a.out)
 
 
 # ---------------------------------------------------------------- paper
@@ -265,7 +290,13 @@ def _tables(a):
 
 
 def _dropping_args(p):
-    p.add_argument("--dataset-dir", required=True, type=Path)
+    p.add_argument("--tensors", required=True, type=Path, help="val-phase tensors file")
+    p.add_argument("--stndt-ensemble", required=True, type=Path, help="ensemble.json of the STNDT members (ranking)")
+    p.add_argument("--stndt-checkpoint", nargs=2, action="append", required=True, metavar=("MEMBER", "BEST_PT"),
+                   help="an STNDT member's best.pt (give every member: the top --members by val co-bps are used)")
+    p.add_argument("--ndt-ensemble", type=Path, help="ensemble.json of the NDT members (optional: no NDT rows without)")
+    p.add_argument("--ndt-checkpoint", nargs=2, action="append", metavar=("MEMBER", "BEST_PT"),
+                   help="an NDT member's best.pt (paired with the STNDT member of the same id, else of the same rank)")
     p.add_argument("--out", required=True, type=Path, help="tidy CSV")
     p.add_argument("--members", type=int, default=3, help="STNDT (and as many NDT) members analysed")
     p.add_argument("--random", type=int, default=2, help="random drop orders per member")
@@ -275,34 +306,73 @@ def _dropping_args(p):
 
 @command("neuron-dropping", "Fig. 5 analysis: drop most-attended vs random input neurons")(_dropping_args)
 def _neuron_dropping(a):
-    from stndt.analysis.neuron_dropping import neuron_dropping
+    from stndt.analysis.neuron_dropping import MemberSet, neuron_dropping
 
-    neuron_dropping(a.dataset_dir, a.out, n_members=a.members, n_random=a.random, seed=a.seed, threads=a.threads)
+    if (a.ndt_ensemble is None) != (a.ndt_checkpoint is None):
+        raise ValueError("neuron-dropping: give both --ndt-ensemble and --ndt-checkpoint, or neither (STNDT only)")
+    stndt = MemberSet.of(a.stndt_ensemble, _keyed(a.stndt_checkpoint, "--stndt-checkpoint"))
+    ndt = MemberSet.of(a.ndt_ensemble, _keyed(a.ndt_checkpoint, "--ndt-checkpoint")) if a.ndt_ensemble else None
+    neuron_dropping(a.tensors, stndt, a.out, ndt=ndt, n_members=a.members, n_random=a.random, seed=a.seed,
+                    threads=a.threads)
 
 
 FIGURES = ("fig2_member_metrics", "fig3_ensemble", "fig4_attention", "fig5_neuron_dropping", "training_curves")
 
 
 def _figure_args(p):
-    p.add_argument("name", choices=FIGURES)
-    p.add_argument("--dataset-dir", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path, help="PNG (a PDF is written beside it)")
+    figs = p.add_subparsers(dest="name", required=True, metavar="FIGURE", help=", ".join(FIGURES))
+
+    def figure(name: str, help: str, dataset: bool = True) -> argparse.ArgumentParser:
+        f = figs.add_parser(name, help=help, description=help)
+        f.add_argument("--out", required=True, type=Path, help="PNG (a PDF is written beside it)")
+        if dataset:
+            f.add_argument("--dataset", required=True, help="dataset id, named in the figure's title")
+        return f
+
+    f = figure("fig2_member_metrics", "Fig. 2: every member's metrics against its loss and each other", False)
+    f.add_argument("--members-csv", nargs=2, action="append", required=True, metavar=("SET", "MEMBERS_CSV"),
+                   help="a member set's members.csv (set: stndt, required, or a variant)")
+    f.add_argument("--loss-column", default="masked nll", help="members.csv column on the x-axis of panel A")
+    f = figure("fig3_ensemble", "Fig. 3: ensemble size curve, decoded trajectories, rates and PSTHs")
+    f.add_argument("--curve", required=True, type=Path, help="ensemble_curve.csv of the STNDT members")
+    f.add_argument("--ensemble", required=True, type=Path, help="ensemble.json of the STNDT members")
+    f.add_argument("--rates", required=True, type=Path, help="the chosen ensemble's val rates (ensemble/rates_val.h5)")
+    f.add_argument("--tensors", required=True, type=Path, help="val-phase tensors file")
+    f.add_argument("--truth", type=Path, help="truth.h5 of a synthetic dataset (true rates dotted)")
+    f = figure("fig4_attention", "Fig. 4: spatial attention of the best STNDT member")
+    f.add_argument("--ensemble", required=True, type=Path, help="ensemble.json of the STNDT members (ranking)")
+    f.add_argument("--tensors", required=True, type=Path, help="val-phase tensors file")
+    f.add_argument("--checkpoint", nargs=2, action="append", required=True, metavar=("MEMBER", "BEST_PT"),
+                   help="an STNDT member's best.pt (the best-ranked one is shown)")
+    f = figure("fig5_neuron_dropping", "Fig. 5: metrics as attended vs random input neurons are dropped", False)
+    f.add_argument("--table", required=True, type=Path, help="neuron_dropping.csv")
+    f = figure("training_curves", "training loss and val co-bps of every member against epoch")
+    f.add_argument("--train-log", nargs=3, action="append", required=True, metavar=("SET", "MEMBER", "TRAIN_LOG_CSV"),
+                   help="a member's train_log.csv (set: stndt or a variant)")
 
 
 @command("figure", "one of the paper's figures for one dataset (PNG + PDF)")(_figure_args)
 def _figure(a):
-    from stndt.figures import paper_figures as pf
-
-    d = a.dataset_dir
     if a.name == "fig2_member_metrics":
-        variants = {v.name: v / "members.csv" for v in sorted((d / "variants").glob("*")) if (v / "members.csv").exists()}
-        pf.fig2_member_metrics(d / "members.csv", a.out, variants=variants, loss_column="masked nll")
+        from stndt.figures.fig2_member_metrics import fig2_member_metrics
+
+        fig2_member_metrics(_keyed(a.members_csv, "--members-csv"), a.out, loss_column=a.loss_column)
+    elif a.name == "fig3_ensemble":
+        from stndt.figures.fig3_ensemble import fig3_ensemble
+
+        fig3_ensemble(a.curve, a.ensemble, a.rates, a.tensors, a.out, truth=a.truth, dataset=a.dataset)
+    elif a.name == "fig4_attention":
+        from stndt.figures.fig4_attention import fig4_attention
+
+        fig4_attention(a.ensemble, a.tensors, _keyed(a.checkpoint, "--checkpoint"), a.out, dataset=a.dataset)
     elif a.name == "fig5_neuron_dropping":
-        pf.fig5_neuron_dropping(d / "analysis" / "neuron_dropping.csv", a.out)
-    elif a.name == "training_curves":
-        pf.fig_training_curves(d, a.out)
+        from stndt.figures.fig5_neuron_dropping import fig5_neuron_dropping
+
+        fig5_neuron_dropping(a.table, a.out)
     else:
-        getattr(pf, a.name)(d, a.out)
+        from stndt.figures.training_curves import fig_training_curves
+
+        fig_training_curves(_keyed(a.train_log, "--train-log"), a.out, dataset=a.dataset)
 
 
 # ---------------------------------------------------------------- entry point

@@ -130,10 +130,17 @@ def test_drop_inputs_zeroes_only_those_neurons():
     assert (x > 0).all()  # the input is not modified in place
 
 
+def member_set(set_dir: Path) -> nd.MemberSet:
+    """A member set's files as the neuron-dropping analysis takes them: ensemble.json and every best.pt."""
+    return nd.MemberSet.of(set_dir / "ensemble.json",
+                           {p.parent.name: p for p in sorted((set_dir / "members").glob("*/best.pt"))})
+
+
 @pytest.fixture(scope="module")
 def dropping(tiny_ds, tmp_path_factory):
     out = tmp_path_factory.mktemp("dropping") / "neuron_dropping.csv"
-    table = nd.neuron_dropping(tiny_ds, out, n_members=2, n_random=2, ks=[0, 6, N_HELDIN], seed=0)
+    table = nd.neuron_dropping(_val(tiny_ds), member_set(tiny_ds), out, ndt=member_set(tiny_ds / "variants" / "ndt"),
+                               n_members=2, n_random=2, ks=[0, 6, N_HELDIN], seed=0)
     return table, out
 
 
@@ -212,5 +219,39 @@ def test_dropped_rates_leave_inputs_and_targets_alone(tiny_ds):
 
 def test_neuron_dropping_rejects_bad_k(tiny_ds, tmp_path):
     with pytest.raises(ValueError, match="every k must be in 0..12"):
-        nd.neuron_dropping(tiny_ds, tmp_path / "x.csv", n_members=1, n_random=0, ks=[0, 13])
+        nd.neuron_dropping(_val(tiny_ds), member_set(tiny_ds), tmp_path / "x.csv", n_members=1, n_random=0,
+                           ks=[0, 13])
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_neuron_dropping_without_ndt_has_stndt_rows_only(tiny_ds, dropping, tmp_path):
+    """NDT is optional: given no NDT members the analysis makes exactly the STNDT rows of a full run."""
+    table = nd.neuron_dropping(_val(tiny_ds), member_set(tiny_ds), tmp_path / "st.csv", n_members=1, n_random=0,
+                               ks=[0, N_HELDIN], seed=0)
+    assert set(table["model"]) == {nd.MODEL_STNDT} and len(table) == 2
+    best = json.loads((tiny_ds / "ensemble.json").read_text())["ranking"][0]
+    full = dropping[0]
+    full = full[(full["model"] == nd.MODEL_STNDT) & (full["member"] == best) & (full["order"] == nd.ORDER_ATTENTION)]
+    for k in (0, N_HELDIN):
+        np.testing.assert_allclose(table.loc[table["k"] == k, CO_BPS].to_numpy(),
+                                   full.loc[full["k"] == k, CO_BPS].to_numpy(), atol=1e-9, rtol=0)
+
+
+def test_member_selection_reads_the_given_files_only(tiny_ds, tmp_path):
+    """Members come from the given ensemble.json's ranking and checkpoints; a ranked member without a
+    checkpoint is an error naming it, and an NDT member is paired by id, else by rank."""
+    stndt, ndt = member_set(tiny_ds), member_set(tiny_ds / "variants" / "ndt")
+    ranking = json.loads((tiny_ds / "ensemble.json").read_text())["ranking"]
+    pairs = nd.select_members(stndt, ndt, n_members=2)
+    assert [(st.member, st.path) for st, _ in pairs] == [(m, stndt.checkpoints[m]) for m in ranking[:2]]
+    assert [(n.member, n.path) for _, n in pairs] == [(m, ndt.checkpoints[m]) for m in ranking[:2]]
+    assert all(n is None for _, n in nd.select_members(stndt, None, n_members=2))
+    missing = nd.MemberSet.of(stndt.ensemble, {m: p for m, p in stndt.checkpoints.items() if m != ranking[0]})
+    with pytest.raises(ValueError, match=f"STNDT member {ranking[0]} .* no checkpoint"):
+        nd.select_members(missing, None, n_members=1)
+    # NDT checkpoints under other ids: paired by rank in the NDT set's own ranking
+    ndt_ranking = json.loads((tiny_ds / "variants/ndt/ensemble.json").read_text())["ranking"]
+    renamed = {f"x{m}": p for m, p in ndt.checkpoints.items()}
+    (tmp_path / "ensemble.json").write_text(json.dumps({"ranking": [f"x{m}" for m in ndt_ranking], "members": []}))
+    by_rank = nd.select_members(stndt, nd.MemberSet.of(tmp_path / "ensemble.json", renamed), n_members=2)
+    assert [n.member for _, n in by_rank] == [f"x{m}" for m in ndt_ranking[:2]]

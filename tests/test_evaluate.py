@@ -453,3 +453,112 @@ def test_bad_submissions_raise_naming_the_key(data, tmp_path, bad, match):
     save_h5(path, r)  # a bad file written by someone else is caught on re-reading
     with pytest.raises(SubmissionError, match=match):
         check_submission(path, data.tensors, LAYOUT, BW)
+
+
+# ------------------------------------------------------------------------------------------------
+# baselines.csv: every row comes from its own metrics file
+def _metrics_file(path, co_bps: float, rate_r2: float | None = None):
+    """A metrics JSON as `score` writes it, with hand-chosen values (distinct per file)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"phase": path.stem.split("_")[-1], "layout": LAYOUT, CO_BPS: co_bps, VEL_R2: co_bps + 0.5}
+    if rate_r2 is not None:
+        body["rate R2"] = rate_r2
+    path.write_text(json.dumps(body))
+    return path
+
+
+@pytest.fixture
+def baseline_files(tmp_path):
+    """Hand-made metrics of every method and phase. co-bps: set ensemble 0.1 x set number (+0.01 for test),
+    member m00i 0.2 + 0.1 x i (+0.01 for test) + set number / 1000, smoothing 0.05, oracle 0.9. The STNDT
+    ranking puts m001 first, the NDT ranking m000, so a best-member pick by name or by folder order fails."""
+    import json
+
+    sets = {"stndt": (1, ["m001", "m000"]), "ndt": (2, ["m000", "m001"])}
+    files = {"ensembles": {}, "rankings": {}, "members": {}, "baselines": {}}
+    for name, (num, ranking) in sets.items():
+        root = tmp_path / name
+        files["ensembles"][name] = {ph: _metrics_file(root / "ensemble" / f"metrics_{ph}.json", 0.1 * num + dt)
+                                    for ph, dt in (("val", 0.0), ("test", 0.01))}
+        (root / "ensemble.json").write_text(json.dumps({"ranking": ranking, "members": ranking[:1]}))
+        files["rankings"][name] = root / "ensemble.json"
+        files["members"][name] = {
+            m: {ph: _metrics_file(root / "members" / m / f"metrics_{ph}.json", 0.2 + 0.1 * i + dt + num / 1000)
+                for ph, dt in (("val", 0.0), ("test", 0.01))}
+            for i, m in enumerate(["m000", "m001"])}
+    for name, value, r2 in (("smoothing", 0.05, 0.4), ("oracle", 0.9, 1.0)):
+        files["baselines"][name] = {ph: _metrics_file(tmp_path / name / f"metrics_{ph}.json", value + dt, r2)
+                                    for ph, dt in (("val", 0.0), ("test", 0.01))}
+    return files
+
+
+# (method, phase) -> co-bps of the file that row must come from (see baseline_files)
+EXPECTED_BASELINES = {
+    ("stndt_ensemble", "val"): 0.1, ("stndt_ensemble", "test"): 0.11,
+    ("stndt_single", "val"): 0.301, ("stndt_single", "test"): 0.311,   # m001 (ranked first)
+    ("ndt_ensemble", "val"): 0.2, ("ndt_ensemble", "test"): 0.21,
+    ("ndt_single", "val"): 0.202, ("ndt_single", "test"): 0.212,       # m000 (ranked first)
+    ("smoothing", "val"): 0.05, ("smoothing", "test"): 0.06,
+    ("oracle", "val"): 0.9, ("oracle", "test"): 0.91,
+}
+
+
+def _check_baselines(table: pd.DataFrame) -> None:
+    assert list(zip(table["method"], table["phase"])) == list(EXPECTED_BASELINES)
+    for (method, phase), co in EXPECTED_BASELINES.items():
+        row = table[(table["method"] == method) & (table["phase"] == phase)].iloc[0]
+        assert row[CO_BPS] == pytest.approx(co, abs=1e-12), f"{method} {phase}"
+        assert row[VEL_R2] == pytest.approx(co + 0.5, abs=1e-12), f"{method} {phase}"
+    # rate R2 only where the source file has it (the baselines here), empty elsewhere
+    assert table.set_index(["method", "phase"])["rate R2"].dropna().to_dict() == {
+        ("smoothing", "val"): 0.4, ("smoothing", "test"): 0.4, ("oracle", "val"): 1.0, ("oracle", "test"): 1.0}
+
+
+def test_baselines_rows_equal_their_own_metrics_files(baseline_files, tmp_path):
+    from stndt.evaluate.pipeline import baseline_methods, write_baselines
+
+    f = baseline_files
+    # sets given in another order than VARIANTS' still come out STNDT first
+    methods = baseline_methods({"ndt": f["ensembles"]["ndt"], "stndt": f["ensembles"]["stndt"]}, f["rankings"],
+                               f["members"], f["baselines"])
+    table = write_baselines(methods, ["val", "test"], tmp_path / "baselines.csv")
+    _check_baselines(table)
+    _check_baselines(pd.read_csv(tmp_path / "baselines.csv"))
+
+
+def test_baselines_cli_maps_each_argument_to_its_row(baseline_files, tmp_path):
+    from stndt.cli import main
+
+    f = baseline_files
+    args = ["baselines", "--phases", "val", "test", "--out", str(tmp_path / "b.csv")]
+    for name in ("stndt", "ndt"):
+        args += ["--ranking", name, str(f["rankings"][name])]
+        for ph in ("val", "test"):
+            args += ["--ensemble-metrics", name, ph, str(f["ensembles"][name][ph])]
+            for m, files in f["members"][name].items():
+                args += ["--member-metrics", name, m, ph, str(files[ph])]
+    for name in ("smoothing", "oracle"):
+        for ph in ("val", "test"):
+            args += ["--baseline-metrics", name, ph, str(f["baselines"][name][ph])]
+    assert main(args) == 0
+    _check_baselines(pd.read_csv(tmp_path / "b.csv"))
+
+
+def test_baselines_refuse_incomplete_or_unknown_inputs(baseline_files, tmp_path):
+    from stndt.cli import main
+    from stndt.evaluate.pipeline import baseline_methods, baseline_rows
+
+    f = baseline_files
+    no_test = {"smoothing": {"val": f["baselines"]["smoothing"]["val"]}}
+    with pytest.raises(ValueError, match="'smoothing' has metrics for phases \\['val'\\], expected exactly"):
+        baseline_rows(baseline_methods({}, {}, {}, no_test), ["val", "test"])
+    with pytest.raises(ValueError, match="unknown member set.*'ndtt'"):
+        baseline_methods({"ndtt": f["ensembles"]["ndt"]}, {}, {}, {})
+    only_m000 = {"stndt": {"m000": f["members"]["stndt"]["m000"]}}
+    with pytest.raises(ValueError, match="best member is m001, but no metrics files were given"):
+        baseline_methods({}, {"stndt": f["rankings"]["stndt"]}, only_m000, {})
+    twice = ["baselines", "--out", str(tmp_path / "x.csv"), "--baseline-metrics", "smoothing", "val", "a.json",
+             "--baseline-metrics", "smoothing", "val", "b.json"]
+    assert main(twice) == 1 and not (tmp_path / "x.csv").exists()

@@ -10,7 +10,11 @@ behaviour, PSTHs and forward spikes are never touched). Neurons are dropped
 
 Each STNDT member is paired with the NDT member of the same id (the same hyperparameter draw, see
 stndt.train.members), which is fed exactly the same dropped inputs - the STNDT member's attention order
-and the same random permutations - so the two architectures are compared on identical inputs.
+and the same random permutations - so the two architectures are compared on identical inputs. NDT is
+optional: without NDT members only the STNDT rows are made.
+
+Every file read is passed in explicitly (the val tensors, each set's ensemble.json for its ranking and
+the members' best.pt), so the caller's list of inputs is the complete map of what the analysis reads.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,7 +35,6 @@ from threadpoolctl import threadpool_limits
 from stndt.analysis.attention import model_attention, rank_by_attention, received_attention
 from stndt.data.tensors import read_layout
 from stndt.datasets import METRICS
-from stndt.evaluate.ensemble import rank_members
 from stndt.evaluate.metrics import load_targets, score
 from stndt.io import atomic_path
 from stndt.train.checkpoint import load_member
@@ -42,7 +45,6 @@ log = logging.getLogger(__name__)
 MODEL_STNDT, MODEL_NDT = "STNDT", "NDT"
 ORDER_ATTENTION, ORDER_RANDOM = "attention", "random"
 ID_COLUMNS: tuple[str, ...] = ("model", "order", "member", "order_from", "seed", "k")
-NDT_VARIANT = "ndt"  # folder under {ds}/variants holding the NDT members
 
 
 def dropping_grid(n_heldin: int, n_steps: int = 8) -> list[int]:
@@ -107,54 +109,60 @@ def _score(targets: dict, rates: dict, layout: str, bin_width_ms: int, threads: 
 class _Member:
     model_name: str  # MODEL_STNDT / MODEL_NDT
     member: str
-    path: Path
+    path: Path       # its best.pt
 
 
-def member_ranking(set_dir: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """(ranking best first, chosen ensemble members) of a member set, from ensemble.json or members.csv
-    (ranked by val co-bps; the best member alone stands for the ensemble then)."""
-    set_dir = Path(set_dir)
-    ens = set_dir / "ensemble.json"
-    if ens.exists():
-        info = json.loads(ens.read_text())
-        for key in ("ranking", "members"):
-            if key not in info:
-                raise KeyError(f"{ens}: missing '{key}'")
-        return [str(m) for m in info["ranking"]], [str(m) for m in info["members"]]
-    table = set_dir / "members.csv"
-    if not table.exists():
-        raise FileNotFoundError(f"{set_dir}: neither ensemble.json nor members.csv to rank the members by")
-    ranking = rank_members(pd.read_csv(table))
-    return ranking, ranking[:1]
+@dataclass(frozen=True)
+class MemberSet:
+    """One model's members as files: `ensemble` is the set's ensemble.json (its ranking by val co-bps and
+    chosen members), `checkpoints` maps member id -> best.pt of the members that may be analysed."""
+
+    ensemble: Path
+    checkpoints: Mapping[str, Path]
+
+    @classmethod
+    def of(cls, ensemble: str | os.PathLike, checkpoints: Mapping[str, str | os.PathLike]) -> "MemberSet":
+        return cls(Path(ensemble), {str(m): Path(p) for m, p in checkpoints.items()})
+
+    def checkpoint(self, member: str, model_name: str) -> Path:
+        if member not in self.checkpoints:
+            raise ValueError(f"{model_name} member {member} (ranked by {self.ensemble}) is needed but no checkpoint "
+                             f"was given for it (given: {', '.join(sorted(self.checkpoints)) or 'none'})")
+        return self.checkpoints[member]
 
 
-def select_members(ds_dir: str | os.PathLike, n_members: int | None = 3,
-                   ndt_variant: str = NDT_VARIANT) -> list[tuple[_Member, _Member | None]]:
+def member_ranking(ensemble_json: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """(ranking best first, chosen ensemble members) of a member set, from its ensemble.json."""
+    ens = Path(ensemble_json)
+    if not ens.exists():
+        raise FileNotFoundError(f"{ens}: ensemble file does not exist")
+    info = json.loads(ens.read_text())
+    for key in ("ranking", "members"):
+        if key not in info:
+            raise KeyError(f"{ens}: missing '{key}'")
+    return [str(m) for m in info["ranking"]], [str(m) for m in info["members"]]
+
+
+def select_members(stndt: MemberSet, ndt: MemberSet | None = None, n_members: int | None = 3
+                   ) -> list[tuple[_Member, _Member | None]]:
     """(STNDT member, paired NDT member or None) pairs: the top `n_members` STNDT members by val co-bps
-    (None: the chosen ensemble's members), each with the NDT member of the same id when it exists,
-    otherwise the NDT member of the same rank."""
-    ds_dir = Path(ds_dir)
-    ranking, chosen = member_ranking(ds_dir)
+    (None: the chosen ensemble's members), each with the NDT member of the same id when its checkpoint is
+    given, otherwise the NDT member of the same rank. `ndt` None: STNDT only."""
+    ranking, chosen = member_ranking(stndt.ensemble)
     ids = chosen if n_members is None else ranking[:n_members]
     if not ids:
-        raise ValueError(f"{ds_dir}: no STNDT members to analyse")
-    ndt_dir = ds_dir / "variants" / ndt_variant
-    ndt_ranking: list[str] = []
-    if ndt_dir.exists():
-        ndt_ranking = member_ranking(ndt_dir)[0]
-    else:
-        log.warning("%s: no NDT members; the dropping analysis covers STNDT only", ndt_dir)
+        raise ValueError(f"{stndt.ensemble}: no STNDT members to analyse")
+    ndt_ranking = member_ranking(ndt.ensemble)[0] if ndt is not None else []
+    if ndt is None:
+        log.warning("no NDT members given; the dropping analysis covers STNDT only")
     pairs = []
     for rank, mid in enumerate(ids):
-        st = _Member(MODEL_STNDT, mid, ds_dir / "members" / mid)
-        if not (st.path / "best.pt").exists():
-            raise FileNotFoundError(f"{st.path / 'best.pt'}: STNDT member checkpoint missing")
+        st = _Member(MODEL_STNDT, mid, stndt.checkpoint(mid, MODEL_STNDT))
         nd = None
-        if ndt_ranking:
-            nid = mid if (ndt_dir / "members" / mid / "best.pt").exists() else (
-                ndt_ranking[rank] if rank < len(ndt_ranking) else None)
+        if ndt is not None:
+            nid = mid if mid in ndt.checkpoints else (ndt_ranking[rank] if rank < len(ndt_ranking) else None)
             if nid is not None:
-                nd = _Member(MODEL_NDT, nid, ndt_dir / "members" / nid)
+                nd = _Member(MODEL_NDT, nid, ndt.checkpoint(nid, MODEL_NDT))
         pairs.append((st, nd))
     return pairs
 
@@ -172,11 +180,11 @@ def _score_inputs(model, ckpt: dict, p: PhaseTensors, targets: dict, layout: str
     return {key: metrics for (key, _), metrics in zip(distinct, scores)}
 
 
-def neuron_dropping(ds_dir: str | os.PathLike, out_csv: str | os.PathLike | None, n_members: int | None = 3,
-                    n_random: int = 3, ks: Sequence[int] | None = None, seed: int = 0,
-                    ndt_variant: str = NDT_VARIANT, n_jobs: int = 1, threads: int | None = 1,
+def neuron_dropping(tensors: str | os.PathLike, stndt: MemberSet, out_csv: str | os.PathLike | None,
+                    ndt: MemberSet | None = None, n_members: int | None = 3, n_random: int = 3,
+                    ks: Sequence[int] | None = None, seed: int = 0, n_jobs: int = 1, threads: int | None = 1,
                     device: str = "cpu") -> pd.DataFrame:
-    """Run the dropping analysis on the val phase of `ds_dir` and write the tidy table to `out_csv`.
+    """Run the dropping analysis on the val-phase tensors `tensors` and write the tidy table to `out_csv`.
 
     Rows: model (STNDT / NDT), order (attention / random), member, order_from (the STNDT member whose
     attention order / random permutations fed the inputs), seed (random permutation number; empty for
@@ -190,8 +198,7 @@ def neuron_dropping(ds_dir: str | os.PathLike, out_csv: str | os.PathLike | None
     threads of every process (None: unchanged); `device` runs the models there (e.g. cuda). Results do
     not depend on n_jobs or threads.
     """
-    ds_dir = Path(ds_dir)
-    tensors = ds_dir / "tensors" / "val.h5"
+    tensors = Path(tensors)
     layout, bw = read_layout(tensors)
     p = load_phase_tensors(tensors)
     targets = load_targets(tensors)
@@ -204,7 +211,7 @@ def neuron_dropping(ds_dir: str | os.PathLike, out_csv: str | os.PathLike | None
 
     rows: list[dict] = []
     with _threads(threads):
-        for pair, (st, nd) in enumerate(select_members(ds_dir, n_members, ndt_variant)):
+        for pair, (st, nd) in enumerate(select_members(stndt, ndt, n_members)):
             st_model, st_ckpt = load_member(st.path, device)
             attn = model_attention(st_model, p.eval_heldin)
             order = rank_by_attention(received_attention(attn, st_model.cfg.n_heldin, layer=0))

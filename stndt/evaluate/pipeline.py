@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 
@@ -19,6 +19,7 @@ from stndt.evaluate.metrics import has_targets, load_rates, load_targets, rate_r
 from stndt.evaluate.smoothing import smoothing_rates
 from stndt.evaluate.submission import write_submission
 from stndt.io import atomic_path, load_h5, read_h5_attrs, save_h5, write_json
+from stndt.train.members import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -107,33 +108,62 @@ def submission(ensemble_rates_test: Path, tensors_test: Path, out: Path) -> None
     write_submission(load_rates(ensemble_rates_test), out, tensors_test, layout, bw)
 
 
-# method name -> (metrics file of the val phase relative to the dataset folder), single = best member
-def baseline_rows(ds_dir: Path, phases: Sequence[str], variants: Sequence[str], synthetic: bool) -> pd.DataFrame:
-    """The comparison table: every method's metrics on the same trials, one row per method and phase."""
-    methods: dict[str, Path] = {"stndt_ensemble": ds_dir / "ensemble"}
-    methods["stndt_single"] = _best_member(ds_dir)
-    for v in variants:
-        methods[f"{v}_ensemble"] = ds_dir / "variants" / v / "ensemble"
-        methods[f"{v}_single"] = _best_member(ds_dir / "variants" / v)
-    methods["smoothing"] = ds_dir / "baselines" / "smoothing"
-    if synthetic:
-        methods["oracle"] = ds_dir / "baselines" / "oracle"
+def baseline_methods(ensembles: Mapping[str, Mapping[str, Path]], rankings: Mapping[str, Path],
+                     members: Mapping[str, Mapping[str, Mapping[str, Path]]],
+                     baselines: Mapping[str, Mapping[str, Path]]) -> dict[str, dict[str, Path]]:
+    """{method: {phase: metrics file}} in the table's order, from the files the caller names.
+
+    For each member set (VARIANTS keys, in VARIANTS order): `{set}_ensemble` from `ensembles[set]`
+    ({phase: metrics json}) and `{set}_single`, its best member by val co-bps: the first of the set's
+    ensemble.json ranking (`rankings[set]`), whose metrics files must be in `members[set]`
+    ({member: {phase: metrics json}}; every member may be given, since which one is best is only known
+    from the ranking). Then the other `baselines` ({name: {phase: metrics json}}) in the given order.
+    """
+    sets = [*ensembles, *rankings]
+    unknown = sorted({s for s in sets if s not in VARIANTS})
+    if unknown:
+        raise ValueError(f"baselines: unknown member set(s) {unknown}; expected names from {', '.join(VARIANTS)}")
+    methods: dict[str, dict[str, Path]] = {}
+    for name in VARIANTS:
+        if name in ensembles:
+            methods[f"{name}_ensemble"] = dict(ensembles[name])
+        if name in rankings:
+            methods[f"{name}_single"] = _best_member(rankings[name], members.get(name, {}))
+    for name, files in baselines.items():
+        if name in methods:
+            raise ValueError(f"baselines: method {name!r} is given twice")
+        methods[name] = dict(files)
+    return methods
+
+
+def baseline_rows(methods: Mapping[str, Mapping[str, Path]], phases: Sequence[str]) -> pd.DataFrame:
+    """The comparison table: every method's metrics on the same trials, one row per method and phase,
+    each row read from that method's own metrics file of that phase (`methods`: {method: {phase: file}})."""
     rows = []
-    for method, folder in methods.items():
+    for method, files in methods.items():
+        missing = [p for p in phases if p not in files]
+        extra = sorted(set(files) - set(phases))
+        if missing or extra:
+            raise ValueError(f"baselines: method {method!r} has metrics for phases {sorted(files)}, "
+                             f"expected exactly {list(phases)}")
         for phase in phases:
-            m = json.loads((folder / f"metrics_{phase}.json").read_text())
+            m = json.loads(Path(files[phase]).read_text())
             rows.append({"method": method, "phase": phase,
                          **{k: m.get(k) for k in (*METRICS, RATE_R2) if k in m}})
     return pd.DataFrame(rows)
 
 
-def _best_member(root: Path) -> Path:
-    ens = json.loads((root / "ensemble.json").read_text())
-    return root / "members" / ens["ranking"][0]
+def _best_member(ensemble_json: Path, members: Mapping[str, Mapping[str, Path]]) -> dict[str, Path]:
+    """{phase: metrics file} of the first member of `ensemble_json`'s ranking (the best by val co-bps)."""
+    best = str(json.loads(Path(ensemble_json).read_text())["ranking"][0])
+    if best not in members:
+        raise ValueError(f"{ensemble_json}: the best member is {best}, but no metrics files were given for it "
+                         f"(given: {', '.join(sorted(members)) or 'none'})")
+    return dict(members[best])
 
 
-def write_baselines(ds_dir: Path, phases: Sequence[str], variants: Sequence[str], synthetic: bool,
-                    out: Path) -> pd.DataFrame:
-    table = baseline_rows(ds_dir, phases, variants, synthetic)
+def write_baselines(methods: Mapping[str, Mapping[str, Path]], phases: Sequence[str], out: Path) -> pd.DataFrame:
+    """baseline_rows written to `out` (baselines.csv)."""
+    table = baseline_rows(methods, phases)
     write_csv(out, table)
     return table
