@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stndt.train.stopping import STOP_RULES
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -20,7 +22,11 @@ class TrainConfig:
 
     max_epochs: int = 50_000
     val_every: int = 20            # epochs between validations (val co-bps decides the kept checkpoint)
-    patience: int = 3_000          # stop after this many epochs without a better val co-bps
+    patience: int = 3_000          # epochs without progress before stopping (see stop_rule)
+    # "both" (the published runs, reference runner.py): stop when val co-bps AND val masked loss have
+    # both gone more than `patience` epochs without improving; "cobps": at least `patience` epochs
+    # since the best val co-bps (this project's earlier rule). See stndt.train.stopping.
+    stop_rule: str = "both"
     batch_size: int = 64
     eval_batch_size: int = 256     # inference only; no effect on results
     lr: float = 1e-3
@@ -51,6 +57,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
         if not float(self.weight_decay) >= 0:
             raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.stop_rule not in STOP_RULES:
+            raise ValueError(f"TrainConfig.stop_rule must be one of {', '.join(STOP_RULES)}, got {self.stop_rule!r}")
         if self.bf16 not in (None, True, False):
             raise ValueError(f"TrainConfig.bf16 must be true, false or null, got {self.bf16!r}")
         if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):

@@ -3,12 +3,15 @@
 One call of `train_member` does the whole job of a member:
   read the val-phase tensors -> train (AdamW, warm-up + cosine, gradient clipping, optional bf16)
   -> keep the weights with the best val co-bps (nlb_tools bits_per_spike on held-out neurons of the
-  val trials, every `val_every` epochs, early stopping after `patience` epochs)
+  val trials, every `val_every` epochs); early stopping by stndt.train.stopping.should_stop: with the
+  published rule (stop_rule "both") when val co-bps AND the val masked loss (`val_masked_nll`, the
+  reference's "val loss") have both stalled for more than `patience` epochs
   -> write best.pt, params.json, train_log.csv, rates_val.h5, rates_test.h5 into out_dir.
 
 Reproducibility: every random draw comes from generators seeded from TrainConfig.seed - model init,
 batch order (CPU generator), masks (generator on the training device), dropout (torch's global RNG,
-re-seeded). Their states, the model, optimiser, epoch counter, best weights and log rows are saved
+re-seeded), val masks (a generator re-seeded from the seed and the epoch at each validation, so it
+needs no saved state). Their states, the model, optimiser, epoch counter, best weights and log rows are saved
 atomically to out_dir/state.pt at epoch boundaries (every `checkpoint_every_epochs` epochs or
 `checkpoint_every_s` seconds). A job killed at any point and re-run resumes from that state and ends
 with bitwise the same outputs on the same machine as an uninterrupted run (wall-clock columns aside).
@@ -43,13 +46,16 @@ from stndt.train.checkpoint import (
 )
 from stndt.train.config import TrainConfig
 from stndt.train.search_space import split_params
+from stndt.train.stopping import improved, should_stop
 
 log = logging.getLogger("stndt.train")
 
 VAL_CO_BPS = f"val {CO_BPS}"
 VAL_NLL = "val nll"
+# The reference's val masked loss (what its published stopping rule tracks); see val_masked_nll.
+VAL_MASKED_NLL = "val masked_nll"
 LOG_COLUMNS: tuple[str, ...] = (
-    "epoch", "step", "loss", "masked_nll", "contrast", "lr", VAL_CO_BPS, VAL_NLL, "time_s",
+    "epoch", "step", "loss", "masked_nll", "contrast", "lr", VAL_CO_BPS, VAL_NLL, "time_s", VAL_MASKED_NLL,
 )
 # Columns that measure wall-clock time: the only ones allowed to differ between identical runs.
 TIMING_COLUMNS: tuple[str, ...] = ("time_s",)
@@ -176,9 +182,16 @@ def resolve_device(name: str) -> torch.device:
 
 def _derived_seeds(seed: int) -> dict[str, int]:
     """Independent seeds for each random stream, all from the member seed."""
-    names = ("init", "dropout", "batch", "mask")
+    names = ("init", "dropout", "batch", "mask", "val_mask")  # append only: spawn keys are positional
     states = np.random.SeedSequence(seed).spawn(len(names))
     return {n: int(s.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for n, s in zip(names, states)}
+
+
+def val_mask_seed(base: int, epoch: int) -> int:
+    """Seed of the val-mask generator at the validation after `epoch` epochs: a fresh mask at every
+    validation (as the reference, which draws val masks from the global RNG), yet a pure function of
+    (seed, epoch), so resuming needs no generator state."""
+    return (int(base) + int(epoch)) % (1 << 63)
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -216,6 +229,52 @@ def validation_metrics(eval_log_rates: np.ndarray, eval_heldout: np.ndarray, t_b
         return {VAL_CO_BPS: -math.inf, VAL_NLL: math.inf}
     nll = neg_log_likelihood(rates, spikes, zero_warning=False) / max(1, int(np.isfinite(spikes).sum()))
     return {VAL_CO_BPS: float(bits_per_spike(rates, spikes)), VAL_NLL: float(nll)}
+
+
+@torch.no_grad()
+def val_masked_nll(model: torch.nn.Module, heldin: np.ndarray, heldout: np.ndarray, obj_cfg: Any,
+                   generator: torch.Generator, *, device: torch.device | str = "cpu",
+                   batch_size: int = 64) -> float:
+    """The reference's val masked loss (runner.py's `val_loss`, which its stopping rule tracks).
+
+    On the val eval trials, in eval mode and float32, exactly as trungle93/STNDT computes it: held-in
+    spikes (trials, T, N_in) masked like a training batch at `mask_ratio` but never in spans (its
+    validation passes no expand_prob, so the width is 1), mask token / random counts as in training;
+    the Poisson NLL exp(r) - y r pooled over ALL batches' entries (one mean, not a mean of batch means)
+    of: masked held-in entries, every held-out entry of the trial bins, and every entry (held-in and
+    held-out) of the forward bins with target 0 - the reference's val file has no eval forward spikes
+    (make_eval_input_tensors writes none), so its dataset fills them with zeros. `batch_size` should be
+    the training batch size (the reference's val loader uses it; random mask counts depend on each
+    batch's maximum). Returns inf for a diverged (non-finite) model, so it never counts as a best.
+    """
+    from stndt.model.masking import mask_heldin
+    from stndt.model.objective import poisson_nll
+
+    cfg = model.cfg
+    device = torch.device(device)
+    heldin = np.asarray(heldin, dtype=np.float32)
+    heldout = np.asarray(heldout, dtype=np.float32)
+    t_bins, n_heldin = heldin.shape[1], heldin.shape[2]
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    try:
+        for i in range(0, len(heldin), batch_size):
+            hin = torch.from_numpy(heldin[i:i + batch_size]).to(device)
+            hout = torch.from_numpy(heldout[i:i + batch_size]).to(device)
+            masked, mask = mask_heldin(hin, obj_cfg.mask_ratio, obj_cfg.mask_token_ratio,
+                                       obj_cfg.mask_random_ratio, 1, generator)
+            x = torch.nn.functional.pad(masked, (0, cfg.n_heldout, 0, cfg.t_forward))
+            log_rates = model(x).float()
+            total += poisson_nll(log_rates[:, :t_bins, :n_heldin], hin)[mask].double().sum()
+            total += poisson_nll(log_rates[:, :t_bins, n_heldin:], hout).double().sum()
+            total += torch.exp(log_rates[:, t_bins:]).double().sum()  # target 0: exp(r) - 0 * r
+            count += int(mask.sum().item()) + hout.numel() + log_rates[:, t_bins:].numel()
+    finally:
+        model.train(was_training)
+    value = float(total.item()) / max(1, count)
+    return value if math.isfinite(value) else math.inf
 
 
 def rates_dict(train_log_rates: np.ndarray, eval_log_rates: np.ndarray, t_bins: int,
@@ -354,17 +413,25 @@ def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, p
     else:
         st = {"format": STATE_FORMAT, "fingerprint": run_id, "epoch": 0, "step": 0, "elapsed_s": 0.0,
               "best": {"epoch": -1, VAL_CO_BPS: -math.inf, VAL_NLL: math.inf, "weights": None},
+              # last strict improvement of the val masked loss (stop_rule "both"; saved for exact resume)
+              "best_loss": {"epoch": -1, VAL_MASKED_NLL: math.inf},
               "log": [], "done": False, "stop_reason": ""}
 
-    def validate() -> dict[str, float]:
+    def validate(epoch: int) -> dict[str, float]:
         lr_eval = predict_log_rates(model, val.eval_heldin, device=device,
                                     batch_size=train_cfg.eval_batch_size)
-        return validation_metrics(lr_eval, val.eval_heldout, model_cfg.t_bins, model_cfg.n_heldin)
+        m = validation_metrics(lr_eval, val.eval_heldout, model_cfg.t_bins, model_cfg.n_heldin)
+        gen = torch.Generator(device=device).manual_seed(val_mask_seed(seeds["val_mask"], epoch))
+        m[VAL_MASKED_NLL] = val_masked_nll(model, val.eval_heldin, val.eval_heldout, obj_cfg, gen,
+                                           device=device, batch_size=train_cfg.batch_size)
+        return m
 
     def consider(metrics: dict[str, float], epoch: int) -> None:
         if metrics[VAL_CO_BPS] > st["best"][VAL_CO_BPS] or st["best"]["weights"] is None:
             st["best"] = {"epoch": epoch, **metrics, "weights": cpu_state_dict(model)}
             log.info("epoch %d: new best %s %.5f", epoch, VAL_CO_BPS, metrics[VAL_CO_BPS])
+        if improved(metrics[VAL_MASKED_NLL], st["best_loss"][VAL_MASKED_NLL], lower_is_better=True):
+            st["best_loss"] = {"epoch": epoch, VAL_MASKED_NLL: metrics[VAL_MASKED_NLL]}
 
     def save_state() -> None:
         st["model"] = cpu_state_dict(model)
@@ -374,7 +441,7 @@ def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, p
 
     if st["epoch"] == 0 and not st["log"]:
         # Validate the untrained model so a best checkpoint exists even if training diverges at once.
-        m = validate()
+        m = validate(0)
         consider(m, 0)
         st["log"].append({"epoch": 0, "step": 0, **{c: None for c in ("loss", "masked_nll", "contrast", "lr")},
                           **m, "time_s": 0.0})
@@ -412,17 +479,20 @@ def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, p
         st["epoch"] = epoch + 1
         means = (sums / n_batches).tolist()
         row = {"epoch": st["epoch"], "step": st["step"], "loss": means[0], "masked_nll": means[1],
-               "contrast": means[2], "lr": lr, VAL_CO_BPS: None, VAL_NLL: None}
+               "contrast": means[2], "lr": lr, VAL_CO_BPS: None, VAL_NLL: None, VAL_MASKED_NLL: None}
         if not math.isfinite(means[0]):
             st["done"], st["stop_reason"] = True, "diverged"
             log.warning("epoch %d: non-finite training loss; stopping with the best checkpoint so far", st["epoch"])
         elif st["epoch"] % train_cfg.val_every == 0 or st["epoch"] == train_cfg.max_epochs:
-            m = validate()
+            m = validate(st["epoch"])
             row.update(m)
             consider(m, st["epoch"])
-            if st["epoch"] - st["best"]["epoch"] >= train_cfg.patience:
+            if should_stop(st["epoch"], st["best"]["epoch"], st["best_loss"]["epoch"], train_cfg.patience,
+                           train_cfg.stop_rule):
                 st["done"], st["stop_reason"] = True, "early_stopping"
-                log.info("epoch %d: no improvement for %d epochs; stopping", st["epoch"], train_cfg.patience)
+                log.info("epoch %d: no progress (stop rule %r, patience %d; best %s at epoch %d, best %s "
+                         "at epoch %d); stopping", st["epoch"], train_cfg.stop_rule, train_cfg.patience,
+                         VAL_CO_BPS, st["best"]["epoch"], VAL_MASKED_NLL, st["best_loss"]["epoch"])
         if st["epoch"] >= train_cfg.max_epochs and not st["done"]:
             st["done"], st["stop_reason"] = True, "max_epochs"
         st["elapsed_s"] = time.monotonic() - t_run
