@@ -174,7 +174,8 @@ def test_val_masked_nll_counts_only_masked_heldin_entries():
 N_IN, N_OUT, T, T_FP = 6, 2, 12, 4
 LOOP = dict(n_layers=1, n_heads=2, ff_hidden=8, context_forward=-1, context_backward=-1, dropout=0.05,
             dropout_rates=0.05, dropout_embedding=0.05, batch_size=8, lr=4e-3, warmup_epochs=3,
-            weight_decay=5e-5, seed=5, contrast_lambda=0.1, num_threads=1, val_every=2, patience=1000)
+            weight_decay=5e-5, seed=5, contrast_lambda=0.1, num_threads=1, val_every=2, patience=1000,
+            device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -239,10 +240,17 @@ def test_loop_stops_when_should_stop_says_so(val_tensors, tmp_path):
     assert pd.read_csv(tmp_path / "train_log.csv")["epoch"].tolist() == [0, 1, 2]
 
 
-@pytest.mark.parametrize("bf16, expected", [(True, {torch.bfloat16}), (False, {torch.float32}),
-                                            (None, {torch.float32})])  # None = CUDA only; this is CPU
-def test_bf16_autocast_is_used_in_the_training_step_only_when_asked(val_tensors, tmp_path, monkeypatch, bf16,
-                                                                     expected):
+_NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
+
+
+@pytest.mark.parametrize("device, bf16, expected", [
+    ("cpu", True, {torch.bfloat16}), ("cpu", False, {torch.float32}),
+    ("cpu", None, {torch.float32}),                               # None = bf16 on CUDA only
+    pytest.param("cuda", None, {torch.bfloat16}, marks=_NO_CUDA),
+    pytest.param("cuda", False, {torch.float32}, marks=_NO_CUDA),
+])
+def test_bf16_autocast_is_used_in_the_training_step_only_when_asked(val_tensors, tmp_path, monkeypatch, device,
+                                                                     bf16, expected):
     import stndt.model.stndt as stndt_model
 
     seen: set[torch.dtype] = set()
@@ -261,8 +269,9 @@ def test_bf16_autocast_is_used_in_the_training_step_only_when_asked(val_tensors,
                 seen.add(output.dtype)
 
     monkeypatch.setattr(stndt_model, "STNDT", Recording)
-    summary = train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 1, "bf16": bf16}, progress=False)
-    assert summary["bf16"] is (bf16 is True)
+    summary = train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 1, "bf16": bf16, "device": device},
+                           progress=False)
+    assert summary["bf16"] is (expected == {torch.bfloat16})
     assert seen == expected
 
 
