@@ -218,7 +218,7 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(tensors, tmp_path):
     _kill_when(proc, state.exists)                                      # right after the first save
     first = state.stat().st_mtime_ns
     proc = _start(tensors, run_root)
-    _kill_when(proc, lambda: state.stat().st_mtime_ns != first)        # after a later save, member 2 gone
+    _kill_when(proc, lambda: state.stat().st_mtime_ns != first)        # right after a later save
     assert not any((run_root / f"m{i}" / f).exists() for i in range(3) for f in OUTPUT_FILES)
     proc = _start(tensors, run_root)
     assert proc.wait() == 0, proc.stderr.read()[-3000:]
@@ -227,3 +227,21 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(tensors, tmp_path):
     for i in range(3):
         assert_same_outputs(ref_root / f"m{i}", run_root / f"m{i}")
     assert not state.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_pack_matches_solo_to_rounding(tensors, tmp_path):
+    """On CUDA batched kernels round differently from the solo ones, so equality is to a tolerance.
+
+    Provisional bound (not yet measured on a GPU: the session that built this had none); the printed
+    differences are the measurement to record.
+    """
+    members = [{**BASE, **m, "device": "cuda", "max_epochs": 6} for m in MEMBERS]
+    packed = train_pack(*tensors, [tmp_path / f"p{i}" for i in range(3)], members, progress=False)
+    for i, params in enumerate(members):
+        solo = train_member(*tensors, tmp_path / f"s{i}", params, progress=False)
+        ra, rb = _h5(tmp_path / f"s{i}" / "rates_val.h5"), _h5(tmp_path / f"p{i}" / "rates_val.h5")
+        rel = max(float(np.max(np.abs(ra[k] - rb[k]) / (np.abs(ra[k]) + 1e-6))) for k in ra)
+        d_cobps = abs(solo[VAL_CO_BPS] - packed[i][VAL_CO_BPS])
+        print(f"member {i}: |d val co-bps| = {d_cobps:.2e}, max relative rate difference = {rel:.2e}")
+        assert d_cobps < 5e-3 and rel < 5e-2

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -86,7 +86,6 @@ class _Member:
     seeds: dict[str, int]
     model: torch.nn.Module
     log: logging.Logger
-    handler: logging.Handler = field(repr=False, default=None)
 
 
 def pack_state_path(out_dirs: Sequence[str | Path]) -> Path:
