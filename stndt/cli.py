@@ -128,29 +128,56 @@ def _train_args(p):
     p.add_argument("--val", required=True, type=Path, help="val-phase tensors (training and validation)")
     p.add_argument("--test", type=Path, help="test-phase tensors (rates for the submission)")
     p.add_argument("--out", required=True, type=Path, help="member folder")
-    p.add_argument("--member", required=True, help="member id, e.g. m003 (selects its hyperparameter draw)")
-    p.add_argument("--layout", required=True)
-    p.add_argument("--spaces", type=Path, default=Path("config/search_spaces.yaml"), help="search-space file")
-    p.add_argument("--space", help="search-space name in that file (default: the layout's)")
-    p.add_argument("--overrides", default="{}", help="JSON: search-space entries replacing the file's")
-    p.add_argument("--training", default="{}", help="JSON: fixed settings for every member (TrainConfig fields)")
-    p.add_argument("--variant", default="stndt", help="stndt | ndt | no_contrast")
-    p.add_argument("--seed", type=int, default=0, help="pipeline seed (member seeds derive from it)")
+    p.add_argument("--params", required=True,
+                   help="JSON: the member's resolved hyperparameters and training settings (incl. its seed), "
+                        "as the workflow resolves them (stndt.train.members.resolve_member)")
+    p.add_argument("--truth", type=Path, help="truth.h5 of a synthetic dataset (adds rate R2 to the scores)")
+    p.add_argument("--gpus", type=int, default=0,
+                   help="GPUs this job was given: > 0 requires CUDA and fails at once without it")
     p.add_argument("--threads", type=int, help="torch CPU threads")
 
 
-@command("train", "train one ensemble member (resumes from its last saved state)")(_train_args)
+@command("train", "train one ensemble member (resumes from its last saved state) and score it on val")(_train_args)
 def _train(a):
+    from stndt.evaluate.pipeline import score_rates
+    from stndt.train.device import require_cuda
     from stndt.train.loop import train_member
-    from stndt.train.members import member_index, member_params
 
-    training = json.loads(a.training)
+    params = json.loads(a.params)
+    if a.gpus > 0:
+        require_cuda(a.gpus)
+        params["device"] = "cuda"
     if a.threads:
-        training["num_threads"] = a.threads
-    params = member_params(a.spaces, a.layout, member_index(a.member), a.seed, a.variant,
-                           json.loads(a.overrides), training, a.space)
+        params["num_threads"] = a.threads
     summary = train_member(a.val, a.test, a.out, params, progress=True)
-    logging.getLogger("stndt").info("member %s done: %s", a.member, json.dumps(summary, default=str))
+    # Scored here, on the node that already holds the rates, not by a job of its own.
+    score_rates(a.out / "rates_val.h5", a.val, a.out / "metrics_val.json", a.truth)
+    logging.getLogger("stndt").info("member %s done: %s", a.out, json.dumps(summary, default=str))
+
+
+def _wave_args(p):
+    p.add_argument("--space", required=True, help="JSON: the dataset's resolved search space")
+    p.add_argument("--members", nargs="*", default=[], type=Path,
+                   help="folders of the finished members of the earlier waves")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--wave", type=int, required=True)
+    p.add_argument("--wave-size", type=int, required=True)
+    p.add_argument("--method", default="bayes", choices=("bayes", "random"))
+    p.add_argument("--out", required=True, type=Path, help="JSON: the wave's members and their sampled values")
+
+
+@command("propose-wave", "propose the next wave of members from the finished ones' val co-bps")(_wave_args)
+def _propose_wave(a):
+    from stndt.io import write_json
+    from stndt.train.members import member_id
+    from stndt.train.search import completed_members, propose_wave, wave_indices
+
+    space = json.loads(a.space)
+    completed = completed_members(a.members, space)
+    proposals = propose_wave(space, a.seed, a.wave, a.wave_size, completed, a.method)
+    members = {member_id(i): p for i, p in zip(wave_indices(a.wave, a.wave_size), proposals)}
+    write_json(a.out, {"wave": a.wave, "method": a.method, "seed": a.seed, "completed": len(completed),
+                       "members": members})
 
 
 # ---------------------------------------------------------------- evaluation
@@ -373,6 +400,32 @@ def _figure(a):
         from stndt.figures.training_curves import fig_training_curves
 
         fig_training_curves(_keyed(a.train_log, "--train-log"), a.out, dataset=a.dataset)
+
+
+# ---------------------------------------------------------------- cost plan
+def _plan_args(p):
+    p.add_argument("--configfile", required=True, type=Path, help="the workflow config to plan")
+    p.add_argument("--step-ms", type=float, help="milliseconds per training step (measured elsewhere)")
+    p.add_argument("--measure", action="store_true", help="time a few real training steps per dataset and variant")
+    p.add_argument("--device", default="cpu", help="device for --measure (cuda on a GPU node)")
+    p.add_argument("--directory", type=Path, help="plan what is left of the run in this folder (default: a fresh run)")
+
+
+@command("plan", "cost plan of a config: jobs per rule and projected device-hours of training")(_plan_args)
+def _plan(a):
+    import yaml
+
+    from stndt.config import pipeline_config
+    from stndt.plan import format_plan, job_counts, training_plan
+
+    config = yaml.safe_load(a.configfile.read_text())
+    cfg = pipeline_config(config, root=Path(__file__).resolve().parents[1])
+    jobs = job_counts(a.configfile, a.directory)
+    step_s = None if a.step_ms is None else a.step_ms / 1000
+    rows = training_plan(cfg, step_s=step_s, measure_device=a.device if a.measure else None)
+    device = (f"{a.device}, measured" if a.measure else f"{a.step_ms:g} ms/step given" if step_s else "no step time")
+    bayes = any(d.search["method"] == "bayes" for d in cfg.datasets.values())
+    print(format_plan(jobs, rows, device, bayes))
 
 
 # ---------------------------------------------------------------- entry point

@@ -179,15 +179,20 @@ def training_plan(cfg: PipelineConfig, step_s: float | None = None, measure_devi
     return rows
 
 
-def format_plan(jobs: Mapping[str, int], rows: list[dict[str, Any]], device: str) -> str:
+def format_plan(jobs: Mapping[str, int], rows: list[dict[str, Any]], device: str, bayes: bool = False) -> str:
+    """The plan as text: the job table, the training table and the total device-hours."""
     import pandas as pd
 
     out = ["Jobs per rule (a fresh run):", ""]
     out += [f"  {name:<28} {n:>7}" for name, n in sorted(jobs.items(), key=lambda kv: -kv[1])]
-    out += [f"  {'total':<28} {sum(jobs.values()):>7}", "", f"Training ({device}):", ""]
+    out += [f"  {'total':<28} {sum(jobs.values()):>7}"]
+    if bayes:
+        out.append("  (Bayesian search: training jobs after the first wave join the DAG as their wave's "
+                   "checkpoint completes; the training table counts every member)")
+    out += ["", f"Training ({device}):", ""]
     table = pd.DataFrame(rows)
     out.append(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     if len(table) and table["hours min"].notna().all():
         out += ["", f"Total training: {table['hours min'].sum():,.0f} - {table['hours max'].sum():,.0f} "
-                    f"{device}-hours ({int(table['members'].sum())} members)"]
+                    f"device-hours ({device}; {int(table['members'].sum())} members, one device each)"]
     return "\n".join(out)

@@ -149,23 +149,52 @@ rule submission:
         "python -m stndt.cli submission --rates {input.rates:q} --test {input.test:q} --out {output:q} > {log:q} 2>&1"
 
 
-def baseline_inputs(wildcards):
+def baseline_args(wildcards):
+    """Every file the baselines table reads, as the command's arguments (and so as the rule's input)."""
     ds = wildcards.dataset
-    out = set_files(ds, "ensemble.json")
-    subs = [f"{p}ensemble" for _, p in dataset_sets(ds)] + ["baselines/smoothing"]
-    if is_synthetic(ds):
-        subs.append("baselines/oracle")
-    for p in scored_phases(ds):
-        out += [f"{R}/{ds}/{s}/metrics_{p}.json" for s in subs]
-        # the best single member of each set is scored like every member
-        out += member_files(ds, f"metrics_{p}.json")
-    return out
+    phases = scored_phases(ds)
+    args = ["--phases", *phases]
+    for variant, prefix in dataset_sets(ds):
+        args += ["--ranking", variant, f"{R}/{ds}/{prefix}ensemble.json"]
+        for p in phases:
+            args += [
+                "--ensemble-metrics",
+                variant,
+                p,
+                f"{R}/{ds}/{prefix}ensemble/metrics_{p}.json",
+            ]
+            for m in member_ids(
+                ds, variant
+            ):  # the best single member of each set is one of these
+                args += [
+                    "--member-metrics",
+                    variant,
+                    m,
+                    p,
+                    f"{R}/{ds}/{prefix}members/{m}/metrics_{p}.json",
+                ]
+    for name in ["smoothing"] + (["oracle"] if is_synthetic(ds) else []):
+        for p in phases:
+            args += [
+                "--baseline-metrics",
+                name,
+                p,
+                f"{R}/{ds}/baselines/{name}/metrics_{p}.json",
+            ]
+    return args
+
+
+def files_in(args_of):
+    """The rule input of a command whose arguments `args_of` builds: every argument that is a file."""
+    return lambda wildcards: [
+        a for a in args_of(wildcards) if a.endswith((".json", ".h5", ".csv", ".pt"))
+    ]
 
 
 rule baselines:
     """Every method on the same trials: STNDT ensemble and best member, each variant, smoothing, oracle."""
     input:
-        baseline_inputs,
+        files_in(baseline_args),
     output:
         f"{R}/{{dataset}}/baselines.csv",
     log:
@@ -175,13 +204,9 @@ rule baselines:
     resources:
         runtime=5,
     params:
-        ds_dir=lambda w: f"{R}/{w.dataset}",
-        phases=lambda w: scored_phases(w.dataset),
-        synthetic=lambda w: ["--synthetic"] if is_synthetic(w.dataset) else [],
-        variants=lambda w: [v for v, _ in dataset_sets(w.dataset) if v != "stndt"],
+        args=baseline_args,
     shell:
-        "python -m stndt.cli baselines --dataset-dir {params.ds_dir:q} --phases {params.phases}"
-        " --variants {params.variants} {params.synthetic} --out {output:q} > {log:q} 2>&1"
+        "python -m stndt.cli baselines {params.args:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate:

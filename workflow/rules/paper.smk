@@ -3,13 +3,36 @@
 PAPER = f"{R}/paper"
 
 
+def checkpoint_args(flag, dataset, variant):
+    return [
+        x
+        for m in member_ids(dataset, variant)
+        for x in (flag, m, f"{R}/{dataset}/{vdir(variant)}members/{m}/best.pt")
+    ]
+
+
+def dropping_args(wildcards):
+    ds = wildcards.dataset
+    args = [
+        "--tensors",
+        f"{R}/{ds}/tensors/val.h5",
+        "--stndt-ensemble",
+        f"{R}/{ds}/ensemble.json",
+    ]
+    args += checkpoint_args("--stndt-checkpoint", ds, "stndt")
+    if (
+        "ndt" in CFG.datasets[ds].variants
+    ):  # Fig. 5 compares with NDT fed the same dropped inputs
+        args += ["--ndt-ensemble", f"{R}/{ds}/{vdir('ndt')}ensemble.json"]
+        args += checkpoint_args("--ndt-checkpoint", ds, "ndt")
+    return args
+
+
 rule neuron_dropping:
     """Fig. 5 analysis: zero the inputs of the most-attended (layer-1 spatial attention) vs random held-in
     neurons and score STNDT and NDT members with nlb_tools."""
     input:
-        lambda w: set_files(w.dataset, "ensemble.json")
-        + member_files(w.dataset, "best.pt", ("stndt", "ndt")),
-        f"{R}/{{dataset}}/tensors/val.h5",
+        files_in(dropping_args),
     output:
         f"{R}/{{dataset}}/analysis/neuron_dropping.csv",
     log:
@@ -21,38 +44,64 @@ rule neuron_dropping:
         runtime=60,
         mem_mb=4000,
     params:
-        ds_dir=lambda w: f"{R}/{w.dataset}",
+        args=dropping_args,
         seed=CFG.seed,
     shell:
-        "OMP_NUM_THREADS={threads} python -m stndt.cli neuron-dropping --dataset-dir {params.ds_dir:q} --out {output:q}"
+        "OMP_NUM_THREADS={threads} python -m stndt.cli neuron-dropping {params.args:q} --out {output:q}"
         " --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
-# Each figure: what it plots (the files its command reads) and its report caption (report/NAME.rst).
-FIGURE_INPUTS = {
-    "fig2_member_metrics": lambda ds: set_files(ds, "members.csv"),
+# Each figure: the arguments of its command, i.e. every file it reads (report caption: report/NAME.rst).
+FIGURE_ARGS = {
+    "fig2_member_metrics": lambda ds: [
+        x
+        for v, p in dataset_sets(ds)
+        for x in ("--members-csv", v, f"{R}/{ds}/{p}members.csv")
+    ],
     "fig3_ensemble": lambda ds: [
+        "--dataset",
+        ds,
+        "--curve",
         f"{R}/{ds}/ensemble_curve.csv",
+        "--ensemble",
         f"{R}/{ds}/ensemble.json",
+        "--rates",
         f"{R}/{ds}/ensemble/rates_val.h5",
+        "--tensors",
         f"{R}/{ds}/tensors/val.h5",
     ]
-    + truth_files(ds),
-    "fig4_attention": lambda ds: [f"{R}/{ds}/ensemble.json", f"{R}/{ds}/tensors/val.h5"]
-    + member_files(ds, "best.pt", ("stndt",)),
-    "fig5_neuron_dropping": lambda ds: [f"{R}/{ds}/analysis/neuron_dropping.csv"],
-    "training_curves": lambda ds: member_files(ds, "train_log.csv"),
+    + [x for t in truth_files(ds) for x in ("--truth", t)],
+    "fig4_attention": lambda ds: [
+        "--dataset",
+        ds,
+        "--ensemble",
+        f"{R}/{ds}/ensemble.json",
+        "--tensors",
+        f"{R}/{ds}/tensors/val.h5",
+    ]
+    + checkpoint_args("--checkpoint", ds, "stndt"),
+    "fig5_neuron_dropping": lambda ds: [
+        "--table",
+        f"{R}/{ds}/analysis/neuron_dropping.csv",
+    ],
+    "training_curves": lambda ds: ["--dataset", ds]
+    + [
+        x
+        for v, p in dataset_sets(ds)
+        for m in member_ids(ds, v)
+        for x in ("--train-log", v, m, f"{R}/{ds}/{p}members/{m}/train_log.csv")
+    ],
 }
-FIGURE_NAMES = list(FIGURE_INPUTS)
+FIGURE_NAMES = list(FIGURE_ARGS)
 
 
-for fig, fig_inputs in FIGURE_INPUTS.items():
+for fig, fig_args in FIGURE_ARGS.items():
 
     rule:
         name:
             f"figure_{fig}"
         input:
-            lambda w, fig_inputs=fig_inputs: fig_inputs(w.dataset),
+            files_in(lambda w, fig_args=fig_args: fig_args(w.dataset)),
         output:
             png=report(
                 f"{PAPER}/figures/{{dataset}}_{fig}.png",
@@ -69,9 +118,9 @@ for fig, fig_inputs in FIGURE_INPUTS.items():
             runtime=10,
         params:
             name=fig,
-            ds_dir=lambda w: f"{R}/{w.dataset}",
+            args=lambda w, fig_args=fig_args: fig_args(w.dataset),
         shell:
-            "python -m stndt.cli figure {params.name} --dataset-dir {params.ds_dir:q} --out {output.png:q} > {log:q} 2>&1"
+            "python -m stndt.cli figure {params.name} {params.args:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 SCALING_CONFIGURED = any(
