@@ -19,6 +19,8 @@ so we skip it.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -77,7 +79,8 @@ def masked_nll(log_rates: Tensor, counts: Tensor, heldin_mask: Tensor, n_heldin:
     return total / count.clamp(min=1)
 
 
-def _check_batch(batch: Tensor, n_heldin: int, t_bins: int) -> None:
+def check_batch(batch: Tensor, n_heldin: int, t_bins: int) -> None:
+    """Raise ValueError unless `batch` is (trials, bins, neurons) holding t_bins x n_heldin held-in counts."""
     if batch.dim() != 3:
         raise ValueError(f"batch: expected (trials, bins, neurons), got shape {tuple(batch.shape)}")
     if not (0 < t_bins <= batch.shape[1] and 0 < n_heldin <= batch.shape[2]):
@@ -87,40 +90,70 @@ def _check_batch(batch: Tensor, n_heldin: int, t_bins: int) -> None:
         )
 
 
-def training_loss(model, batch: Tensor, cfg: ObjectiveConfig, epoch: int, generator: torch.Generator,
-                  n_heldin: int, t_bins: int) -> dict[str, Tensor]:
-    """One step's loss. batch: full target counts (B, T_all, N_all), held-in first on both axes.
+class StepInputs(NamedTuple):
+    """What one training step feeds the model, drawn by draw_inputs."""
 
-    Builds the masked input (held-out and forward inputs zero), runs the model, and returns scalars
-    {'loss', 'masked_nll', 'contrast'}; 'contrast' is already multiplied by lambda and is 0 while the
-    contrastive term is off (cfg.contrastive False or epoch < cfg.contrast_start_epoch).
-    """
-    _check_batch(batch, n_heldin, t_bins)
-    counts = batch.float()
-    b, t_all, n_all = counts.shape
+    masked: Tensor         # (B, T_all, N_all): masked held-in trial bins, zero elsewhere (the model input)
+    mask: Tensor           # (B, t_bins, n_heldin): the held-in entries masked_nll scores
+    views: Tensor | None   # (2B, T_all, N_all): the two contrast views (rows i, i + B: trial i), or None
+
+
+def draw_inputs(counts: Tensor, cfg: ObjectiveConfig, epoch: int, generator: torch.Generator, n_heldin: int,
+                t_bins: int) -> StepInputs:
+    """The step's random inputs for float counts (B, T_all, N_all), all drawn from `generator` in this
+    order: the masked-modelling input's span width and mask, then - while the contrastive term is on
+    (cfg.contrast_active(epoch)) - each contrast view's span width and mask."""
+    _, t_all, n_all = counts.shape
     heldin = counts[:, :t_bins, :n_heldin]
     expand = span_expand_prob(epoch, cfg.mask_span_ramp_start, cfg.mask_span_ramp_end)
-
     width = draw_span_width(cfg.mask_max_span, expand, generator)
     masked, mask = mask_heldin(heldin, cfg.mask_ratio, cfg.mask_token_ratio, cfg.mask_random_ratio,
                                width, generator, cfg.mask_span_mode)
-    log_rates = model(_pad_visible(masked, t_all, n_all))
-    nll = masked_nll(log_rates, counts, mask, n_heldin, t_bins)
-
-    contrast = torch.zeros((), device=nll.device)
+    views = None
     if cfg.contrast_active(epoch):
-        views = []
+        parts = []
         for _ in range(2):
             w = draw_span_width(cfg.contrast_max_span, expand, generator)
             v, _ = mask_heldin(heldin, cfg.contrast_mask_ratio, cfg.contrast_token_ratio,
                                cfg.contrast_random_ratio, w, generator, cfg.mask_span_mode)
-            views.append(_pad_visible(v, t_all, n_all))
-        temporal, spatial = model.embed(torch.cat(views))  # rows i and i + B: two views of trial i
+            parts.append(_pad_visible(v, t_all, n_all))
+        views = torch.cat(parts)
+    return StepInputs(_pad_visible(masked, t_all, n_all), mask, views)
+
+
+def score_outputs(log_rates: Tensor, counts: Tensor, heldin_mask: Tensor,
+                  embedded: tuple[Tensor, Tensor | None] | None, cfg: ObjectiveConfig, n_heldin: int,
+                  t_bins: int) -> dict[str, Tensor]:
+    """The step's loss from the model's outputs: log_rates of the masked input and `embedded`, the
+    embedders' outputs (temporal, spatial or None) of the contrast views, or None while the
+    contrastive term is off. Scalars {'loss', 'masked_nll', 'contrast'}, 'contrast' times lambda."""
+    nll = masked_nll(log_rates, counts, heldin_mask, n_heldin, t_bins)
+    contrast = torch.zeros((), device=nll.device)
+    if embedded is not None:
+        temporal, spatial = embedded
         contrast = nt_xent(temporal.flatten(1), cfg.temperature)
         if spatial is not None:
             contrast = contrast + nt_xent(spatial.flatten(1), cfg.temperature)
         contrast = cfg.contrast_lambda * contrast
     return {"loss": nll + contrast, "masked_nll": nll, "contrast": contrast}
+
+
+def training_loss(model, batch: Tensor, cfg: ObjectiveConfig, epoch: int, generator: torch.Generator,
+                  n_heldin: int, t_bins: int) -> dict[str, Tensor]:
+    """One step's loss. batch: full target counts (B, T_all, N_all), held-in first on both axes.
+
+    Draws the masked input and contrast views (draw_inputs; held-out and forward inputs zero), runs
+    the model and its embedders, and scores them (score_outputs): scalars {'loss', 'masked_nll',
+    'contrast'}; 'contrast' is already multiplied by lambda and is 0 while the contrastive term is
+    off (cfg.contrastive False or epoch < cfg.contrast_start_epoch). Packed training
+    (stndt.train.pack_loss) runs the same two halves around one batched forward of K members.
+    """
+    check_batch(batch, n_heldin, t_bins)
+    counts = batch.float()
+    inputs = draw_inputs(counts, cfg, epoch, generator, n_heldin, t_bins)
+    log_rates = model(inputs.masked)
+    embedded = None if inputs.views is None else model.embed(inputs.views)  # rows i, i + B: trial i
+    return score_outputs(log_rates, counts, inputs.mask, embedded, cfg, n_heldin, t_bins)
 
 
 @torch.no_grad()
@@ -130,7 +163,7 @@ def eval_nll(model, batch: Tensor, n_heldin: int, t_bins: int) -> dict[str, Tens
     The model sees only held-in trial bins. Set model.eval() first to switch dropout off.
     Returns {'heldin_nll', 'heldout_nll', 'forward_nll', 'log_rates'} (NaN for an empty region).
     """
-    _check_batch(batch, n_heldin, t_bins)
+    check_batch(batch, n_heldin, t_bins)
     counts = batch.float()
     log_rates = model(_pad_visible(counts[:, :t_bins, :n_heldin], *counts.shape[1:])).float()
     nll = poisson_nll(log_rates, counts)
