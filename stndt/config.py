@@ -43,6 +43,7 @@ class DatasetConfig:
     training: dict = field(default_factory=dict)    # fixed settings of every member (global + dataset)
     search_overrides: dict = field(default_factory=dict)  # search-space entries replacing the file's
     search: dict = field(default_factory=lambda: dict(DEFAULT_SEARCH))  # method, wave_size
+    pack: int = 1                      # members trained together in one job on one device (training.pack)
 
     @property
     def family(self) -> str:
@@ -139,14 +140,23 @@ def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfi
         raise ConfigError(f"{where}.synthetic: only valid with source 'synthetic'")
     if source == "synthetic":
         _check_synthetic(where, entry.get("synthetic") or {})
+    training = {**(config.get("training") or {}), **(entry.get("training") or {})}
+    pack = training.pop("pack", 1)
+    scope = f"{where}.training.pack" if "pack" in (entry.get("training") or {}) else "training.pack"
+    if not isinstance(pack, int) or isinstance(pack, bool) or pack < 1:
+        raise ConfigError(f"{scope}: must be a positive integer (members per training job), got {pack!r}")
+    search = _search(where, config.get("search"), entry.get("search"))
+    if search["method"] == "bayes" and search["wave_size"] % pack:
+        raise ConfigError(f"{scope}: a pack must not span two Bayesian waves: wave_size "
+                          f"({search['wave_size']}) must be a multiple of pack ({pack})")
     return DatasetConfig(
         id=ds_id, source=source, layout=layout,
         variants=_variants(where, config.get("variants"), entry.get("variants")),
         path=entry.get("path"), synthetic=dict(entry.get("synthetic") or {}),
         search_space=entry.get("search_space"), dandi_version=entry.get("dandi_version"),
-        training={**(config.get("training") or {}), **(entry.get("training") or {})},
+        training=training,
         search_overrides={**(config.get("search_overrides") or {}), **(entry.get("search_overrides") or {})},
-        search=_search(where, config.get("search"), entry.get("search")),
+        search=search, pack=pack,
     )
 
 
@@ -194,6 +204,14 @@ def _check_training(ds: DatasetConfig, config: Mapping[str, Any], spaces_file: s
         space = space_for(spaces, ds.layout, ds.search_overrides, ds.search_space)
     except (OSError, ValueError) as e:
         raise ConfigError(f"search_spaces / datasets.{ds.id}.search_space: {e}") from e
+    if ds.pack > 1:
+        from stndt.train.pack import SHARED_TRAIN_FIELDS
+        from stndt.train.pack_model import STRUCTURAL_FIELDS
+
+        sampled = sorted(f for f in (*STRUCTURAL_FIELDS, *SHARED_TRAIN_FIELDS) if isinstance(space.get(f), Mapping))
+        if sampled:
+            raise ConfigError(f"{_key_of(ds.id, config, sampled[0])}: sampled per member, but the members of a "
+                              f"pack (training.pack: {ds.pack}) must share it; fix it or use pack: 1")
     shapes = {"n_heldin": 8, "n_heldout": 4, "t_bins": 8, "t_forward": 2}  # real shapes come from the data
     for variant in ds.variants:
         try:

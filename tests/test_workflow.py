@@ -146,6 +146,7 @@ def test_removed_member_is_retrained_with_identical_results(tiny_copy: TinyRun):
     ds = tiny_copy.results / "tiny"
     table = pd.read_csv(ds / "members.csv")
     shutil.rmtree(ds / "members" / "m001")
+    shutil.rmtree(ds / "packs" / "m001")  # the member's training job (a pack of one member)
     snakemake(tiny_copy.workdir, TINY)
     again = pd.read_csv(ds / "members.csv")
     pd.testing.assert_frame_equal(again.drop(columns="train_seconds"), table.drop(columns="train_seconds"))
@@ -170,3 +171,57 @@ def test_bad_training_settings_fail_the_dry_run_naming_the_key(tmp_path: Path):
         cfg = write_config(tmp_path / "c.yaml", {**base, section: {**base.get(section, {}), **bad}})
         proc = snakemake(tmp_path, cfg, "-n", check=False)
         assert proc.returncode != 0 and key in proc.stdout + proc.stderr, (key, proc.stderr[-2000:])
+
+
+@pytest.fixture(scope="module")
+def packed_bayes_run(tmp_path_factory) -> TinyRun:
+    """The tiny DAG with packs of 2 members per training job and a Bayesian search in waves of 2."""
+    work = tmp_path_factory.mktemp("packed")
+    config = yaml.safe_load(TINY.read_text())
+    config["variants"] = {"stndt": 4, "ndt": 2, "no_contrast": 0}
+    config["search"] = {"method": "bayes", "wave_size": 2}
+    config["training"]["pack"] = 2
+    cfg = write_config(work / "config.yaml", config)
+    proc = snakemake(work, cfg)
+    return TinyRun(work, work / "results", proc.stdout + proc.stderr)
+
+
+def test_packs_train_several_members_per_job_with_member_level_outputs(packed_bayes_run: TinyRun):
+    ds = packed_bayes_run.results / "tiny"
+    log = packed_bayes_run.log
+    assert log.count("(Rule: train)") == 3  # stndt m000-m001, m002-m003; ndt m000-m001
+    for pack, members in (("packs/m000-m001", ("m000", "m001")), ("packs/m002-m003", ("m002", "m003")),
+                          ("variants/ndt/packs/m000-m001", ("m000", "m001"))):
+        summary = json.loads((ds / pack / "pack.json").read_text())
+        assert [Path(m).name for m in summary["members"]] == list(members)
+        set_dir = ds / pack.rsplit("packs/", 1)[0]
+        for m in members:
+            for name in MEMBER_FILES:
+                assert (set_dir / "members" / m / name).stat().st_size > 0
+    assert list(pd.read_csv(ds / "members.csv")["member"]) == ["m000", "m001", "m002", "m003"]
+    assert nothing_to_do(snakemake(packed_bayes_run.workdir, packed_bayes_run.workdir / "config.yaml", "-n"))
+
+
+def test_bayesian_wave_is_proposed_from_the_first_waves_results(packed_bayes_run: TinyRun):
+    from stndt.train.members import space_for
+    from stndt.train.search import completed_members, propose_wave
+    from stndt.train.search_space import load_search_spaces, sample_params
+
+    ds = packed_bayes_run.results / "tiny"
+    config = yaml.safe_load((packed_bayes_run.workdir / "config.yaml").read_text())
+    space = space_for(load_search_spaces(ROOT / "config" / "search_spaces.yaml"), "mc_maze", config["search_overrides"])
+    wave = json.loads((ds / "search" / "wave001.json").read_text())
+    assert sorted(wave["members"]) == ["m002", "m003"] and wave["completed"] == 2
+    # wave 1 is Optuna's proposal from the first wave's val co-bps, not the random draws of m002/m003 ...
+    assert wave["members"]["m002"] != sample_params(space, 0, 2)
+    # ... and exactly what the library proposes from those two finished members (deterministic)
+    completed = completed_members([ds / "members" / "m000", ds / "members" / "m001"], space)
+    assert propose_wave(space, 0, 1, 2, completed) == [wave["members"]["m002"], wave["members"]["m003"]]
+    # the members were trained with the proposed values; NDT member i reuses STNDT member i's values
+    for m in ("m002", "m003"):
+        given = json.loads((ds / "members" / m / "params.json").read_text())["given"]
+        assert {k: given[k] for k in wave["members"][m]} == wave["members"][m]
+    ndt = json.loads((ds / "variants" / "ndt" / "members" / "m001" / "params.json").read_text())["given"]
+    stndt = json.loads((ds / "members" / "m001" / "params.json").read_text())["given"]
+    assert {k: v for k, v in ndt.items() if k not in ("spatial", "contrastive")} == \
+        {k: v for k, v in stndt.items() if k not in ("spatial", "contrastive")}

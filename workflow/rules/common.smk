@@ -11,6 +11,7 @@ from stndt.train.members import (
     resolve_member,
     space_for,
 )
+from stndt.io import link_files
 from stndt.train.search_space import load_search_spaces
 
 
@@ -62,6 +63,7 @@ wildcard_constraints:
     phase="val|test",
     member=r"m\d\d\d+",
     vdir=f"({VDIR})",
+    pack=r"m\d\d\d+(-m\d\d\d+)?",
 
 
 def member_ids(dataset, variant="stndt"):
@@ -114,11 +116,36 @@ def member_wave(dataset, index):
     return wave if search["method"] == "bayes" and wave > 0 else None
 
 
+def pack_members(pack):
+    """Member ids of a pack id: 'm008' (a pack of one) or 'm008-m015'."""
+    first, _, last = pack.partition("-")
+    return [
+        member_id(i)
+        for i in range(member_index(first), member_index(last or first) + 1)
+    ]
+
+
+def pack_of(dataset, prefix, member):
+    """The pack (training.pack consecutive members of one variant; never across a Bayesian wave, as the
+    config check guarantees) that trains `member`."""
+    k = CFG.datasets[dataset].pack
+    n = CFG.datasets[dataset].variants[variant_of(prefix)]
+    start = member_index(member) // k * k
+    end = min(start + k, n) - 1
+    return member_id(start) if end == start else f"{member_id(start)}-{member_id(end)}"
+
+
+def set_packs(dataset, prefix):
+    return sorted(
+        {pack_of(dataset, prefix, m) for m in member_ids(dataset, variant_of(prefix))}
+    )
+
+
 def wave_file(wildcards):
-    """The proposal file of the member's wave, once that wave's checkpoint has run (members of every
+    """The proposal file of the pack's wave, once that wave's checkpoint has run (members of every
     variant share the STNDT members' proposals: member i has the same hyperparameters in each).
     """
-    wave = member_wave(wildcards.dataset, member_index(wildcards.member))
+    wave = member_wave(wildcards.dataset, member_index(pack_members(wildcards.pack)[0]))
     if wave is None:
         return []
     return checkpoints.propose_wave.get(
@@ -126,13 +153,13 @@ def wave_file(wildcards):
     ).output
 
 
-def member_hparams(wildcards, input):
-    """The member's resolved hyperparameters and training settings, as JSON: the only description of the
-    member its training job gets. A params value, so Snakemake retrains a finished member exactly when
-    what it computes from changes (not when the search space of another dataset, or the interpreter's
-    path, does)."""
+def pack_hparams(wildcards, input):
+    """The resolved hyperparameters and training settings of the pack's members, as JSON: the only
+    description of them the training job gets. A params value, so Snakemake retrains a finished pack
+    exactly when what it computes from changes (not when the search space of another dataset, or the
+    interpreter's path, does)."""
     ds = CFG.datasets[wildcards.dataset]
-    sampled = None
+    proposals = {}
     if input.wave:
         wave = input.wave if isinstance(input.wave, str) else input.wave[0]
         if not os.path.exists(
@@ -140,16 +167,19 @@ def member_hparams(wildcards, input):
         ):  # planned before its wave's checkpoint ran (a dry run)
             return f"proposed in {wave}"
         with open(wave) as f:
-            sampled = json.load(f)["members"][wildcards.member]
-    params = resolve_member(
-        dataset_space(wildcards.dataset),
-        CFG.seed,
-        member_index(wildcards.member),
-        variant_of(wildcards.vdir),
-        ds.training,
-        sampled,
-    )
-    return json.dumps(params, sort_keys=True)
+            proposals = json.load(f)["members"]
+    members = [
+        resolve_member(
+            dataset_space(wildcards.dataset),
+            CFG.seed,
+            member_index(m),
+            variant_of(wildcards.vdir),
+            ds.training,
+            proposals.get(m),
+        )
+        for m in pack_members(wildcards.pack)
+    ]
+    return json.dumps(members, sort_keys=True)
 
 
 def earlier_members(wildcards):
@@ -212,7 +242,12 @@ def data_outputs():
 
 
 def member_outputs(ds):
-    out = [f for name in MEMBER_FILES for f in member_files(ds, name)]
+    out = [
+        f"{R}/{ds}/{p}packs/{k}/pack.json"
+        for _, p in dataset_sets(ds)
+        for k in set_packs(ds, p)
+    ]
+    out += [f for name in MEMBER_FILES for f in member_files(ds, name)]
     out += [
         f for p in scored_phases(ds)[1:] for f in member_files(ds, f"metrics_{p}.json")
     ]

@@ -7,8 +7,8 @@ SETS = "|".join(re.escape(vdir(v)) for v in VARIANTS)
 SCORED = rf"({SETS})ensemble|baselines/smoothing|({SETS})members/m\d\d\d+"
 
 
-# A member's metrics_val.json comes from its training job; `score` makes only its metrics_test.json.
-ruleorder: train > score
+# A member's metrics_val.json comes from its training job (via `member`); `score` makes only its metrics_test.json.
+ruleorder: member > score
 
 
 rule score:

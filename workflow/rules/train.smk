@@ -4,19 +4,20 @@
 
 
 rule train:
-    """Train one member (its resolved hyperparameters are a params value), keep the best checkpoint by val
-    co-bps, write its rates and score them on val with nlb_tools in the same job."""
+    """Train one pack of members (training.pack, default 1) of a dataset and variant as one job on one
+    device: their resolved hyperparameters are a params value; each keeps its best checkpoint by val
+    co-bps, writes its rates and is scored on val with nlb_tools in the same job."""
     input:
         val=f"{R}/{{dataset}}/tensors/val.h5",
         test=f"{R}/{{dataset}}/tensors/test.h5",
         truth=truth_input,
         wave=wave_file,
     output:
-        [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in MEMBER_FILES],
+        f"{R}/{{dataset}}/{{vdir}}packs/{{pack}}/pack.json",
     log:
-        f"{R}/logs/train/{{dataset}}/{{vdir}}{{member}}.log",
+        f"{R}/logs/train/{{dataset}}/{{vdir}}{{pack}}.log",
     benchmark:
-        f"{R}/benchmarks/train/{{dataset}}/{{vdir}}{{member}}.tsv"
+        f"{R}/benchmarks/train/{{dataset}}/{{vdir}}{{pack}}.tsv"
     conda:
         CONDA_ENV
     threads: TRAIN_RESOURCES["threads"]
@@ -25,12 +26,27 @@ rule train:
         runtime=TRAIN_RESOURCES["runtime"],
         gpu=TRAIN_RESOURCES["gpu"],
     params:
-        hparams=member_hparams,
-        out=lambda w: f"{R}/{w.dataset}/{w.vdir}members/{w.member}",
+        hparams=pack_hparams,
+        out=lambda w: [
+            f"{R}/{w.dataset}/{w.vdir}packs/{w.pack}/{m}" for m in pack_members(w.pack)
+        ],
         truth=flag("truth"),
     shell:
         "python -m stndt.cli train --val {input.val:q} --test {input.test:q} {params.truth:q} --out {params.out:q}"
-        " --params {params.hparams:q} --gpus {resources.gpu} --threads {threads} > {log:q} 2>&1"
+        " --params {params.hparams:q} --gpus {resources.gpu} --threads {threads} --summary {output:q}"
+        " > {log:q} 2>&1"
+
+
+rule member:
+    """A member's files, linked from its pack (member files are the DAG's nodes downstream)."""
+    input:
+        lambda w: f"{R}/{w.dataset}/{w.vdir}packs/{pack_of(w.dataset, w.vdir, w.member)}/pack.json",
+    output:
+        [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in MEMBER_FILES],
+    params:
+        src=lambda w, input: os.path.join(os.path.dirname(input[0]), w.member),
+    run:
+        link_files(params.src, output)
 
 
 checkpoint propose_wave:
