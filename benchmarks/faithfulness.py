@@ -16,8 +16,10 @@ trials), generated with ``stndt.cli synthesize`` / ``tensors`` / ``truth`` exact
 does, or reused from ``results/<dataset>/`` when a DAG run left it there. Training: config.yaml's
 ``training`` block (100 epochs, val every 10, batch 16) and ``search_overrides`` (span ramp over
 epochs 50-100, so spans act only in the second half of training), one thread per member, ``--jobs``
-members at a time. Defaults (3 members x 3 settings, 100 epochs, 2 jobs) take about 15-20 min on the
-2-core CPU this was written on.
+members at a time. Cost: 9 member-trainings with the defaults (3 members x 3 settings, 100 epochs);
+on an idle 2-core CPU an fp32 member takes a few minutes. Measured once with --members 1 while five
+other people loaded the same 2 cores (load ~9): 18 min per fp32 member, 13 min for bf16, all three
+trained concurrently in ~26 min wall.
 
 Prints, per setting: mean and SD over members of val co-bps (model selection split), test co-bps and
 test rate R2 against the true rates (the synthetic test split's targets are known), and the mean paired
