@@ -22,7 +22,10 @@ import torch
 
 from stndt.io import save_h5
 from stndt.train import pack as pack_mod
-from stndt.train.loop import OUTPUT_FILES, STATE_FILE, TIMING_COLUMNS, VAL_CO_BPS, train_member
+from stndt.train.checkpoint import STATE_FILE
+from stndt.train.inference import VAL_CO_BPS
+from stndt.train.loop import train_member
+from stndt.train.outputs import OUTPUT_FILES, TIMING_COLUMNS
 from stndt.train.pack import PACK_STATE_FILE, train_pack
 
 REPO = Path(__file__).resolve().parents[1]

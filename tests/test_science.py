@@ -19,9 +19,12 @@ import torch
 
 from stndt.analysis.attention import rank_by_attention, received_attention
 from stndt.io import save_h5
-from stndt.train import loop
+from stndt.train import bookkeeping
+from stndt.train.checkpoint import STATE_FILE
 from stndt.train.config import TrainConfig
-from stndt.train.loop import VAL_CO_BPS, VAL_MASKED_NLL, lr_factor, train_member, val_masked_nll
+from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, val_masked_nll
+from stndt.train.loop import train_member
+from stndt.train.schedule import lr_factor
 from stndt.train.stopping import improved, should_stop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,7 +210,7 @@ def test_loop_asks_should_stop_with_the_tracked_best_epochs(val_tensors, tmp_pat
         calls.append((epoch, best_cobps_epoch, best_loss_epoch, patience, rule))
         return should_stop(epoch, best_cobps_epoch, best_loss_epoch, patience, rule)
 
-    monkeypatch.setattr(loop, "should_stop", spy)
+    monkeypatch.setattr(bookkeeping, "should_stop", spy)  # the rules train_member applies
     summary = train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 10, "keep_state": True},
                            progress=False)
     assert summary["epochs_run"] == 10 and summary["stop_reason"] == "max_epochs"
@@ -223,7 +226,7 @@ def test_loop_asks_should_stop_with_the_tracked_best_epochs(val_tensors, tmp_pat
         assert best_c == int(seen["epoch"].iloc[int(np.argmax(seen[VAL_CO_BPS].to_numpy()))])
         assert best_l == int(seen["epoch"].iloc[int(np.argmin(seen[VAL_MASKED_NLL].to_numpy()))])
     # what the rule needs lives in the saved state (a resumed run decides exactly as an uninterrupted one)
-    st = torch.load(tmp_path / loop.STATE_FILE, weights_only=True)
+    st = torch.load(tmp_path / STATE_FILE, weights_only=True)
     assert st["best_loss"]["epoch"] == calls[-1][2]
     assert st["best_loss"][VAL_MASKED_NLL] == pytest.approx(val_rows[VAL_MASKED_NLL].min(), rel=1e-12)
     assert st["best"]["epoch"] == calls[-1][1]

@@ -22,7 +22,10 @@ import torch
 
 from stndt.io import save_h5
 from stndt.train import search_space as ss
-from stndt.train.loop import LOG_COLUMNS, OUTPUT_FILES, STATE_FILE, TIMING_COLUMNS, VAL_CO_BPS, train_member
+from stndt.train.checkpoint import STATE_FILE
+from stndt.train.inference import VAL_CO_BPS
+from stndt.train.loop import train_member
+from stndt.train.outputs import LOG_COLUMNS, OUTPUT_FILES, TIMING_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 N_IN, N_OUT, T, T_FP = 14, 6, 24, 6

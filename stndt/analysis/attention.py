@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from stndt.train.checkpoint import load_member
-from stndt.train.loop import load_phase_tensors, model_input
+from stndt.train.data import load_phase_tensors, model_input
 
 
 def model_attention(model: torch.nn.Module, heldin: np.ndarray, batch_size: int = 64) -> np.ndarray:

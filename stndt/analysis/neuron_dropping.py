@@ -38,7 +38,8 @@ from stndt.datasets import METRICS
 from stndt.evaluate.metrics import load_targets, score
 from stndt.io import atomic_path
 from stndt.train.checkpoint import load_member
-from stndt.train.loop import PhaseTensors, load_phase_tensors, predict_log_rates, rates_dict
+from stndt.train.data import PhaseTensors, load_phase_tensors
+from stndt.train.inference import predict_log_rates, rates_dict
 
 log = logging.getLogger(__name__)
 

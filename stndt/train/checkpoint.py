@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
 from stndt.io import atomic_path, file_sha256
 
+STATE_FILE = "state.pt"  # a member's resumable state, in its folder while it trains
 STATE_FORMAT = "stndt-train-state-v1"
 MEMBER_FORMAT = "stndt-member-v1"
 
@@ -47,20 +49,22 @@ STATE_KEYS: tuple[str, ...] = ("format", "fingerprint", "epoch", "step", "elapse
                                "stop_reason", "model", "optimizer", "rng")
 
 
-def state_problem(obj: Any) -> str:
-    """Why `obj` (a loaded state.pt) cannot be resumed, or "" when it has the training state's shape."""
+def state_problem(obj: Any, fmt: str = STATE_FORMAT, keys: tuple[str, ...] = STATE_KEYS) -> str:
+    """Why `obj` (a loaded state file) cannot be resumed, or "" when it is a `fmt` dict with `keys`
+    (by default: a state.pt)."""
     if not isinstance(obj, dict):
-        return f"holds a {type(obj).__name__}, not a {STATE_FORMAT} dict"
-    if obj.get("format") != STATE_FORMAT:
-        return f"format {obj.get('format')!r}, not {STATE_FORMAT!r}"
-    missing = [k for k in STATE_KEYS if k not in obj]
-    return f"{STATE_FORMAT} without {', '.join(missing)}" if missing else ""
+        return f"holds a {type(obj).__name__}, not a {fmt} dict"
+    if obj.get("format") != fmt:
+        return f"format {obj.get('format')!r}, not {fmt!r}"
+    missing = [k for k in keys if k not in obj]
+    return f"{fmt} without {', '.join(missing)}" if missing else ""
 
 
-def load_state_file(path: str | os.PathLike) -> tuple[dict[str, Any] | None, str]:
+def load_state_file(path: str | os.PathLike, fmt: str = STATE_FORMAT,
+                    keys: tuple[str, ...] = STATE_KEYS) -> tuple[dict[str, Any] | None, str]:
     """(state, "") for a usable state file, (None, reason) for a damaged one (truncated, garbage,
-    another format). A file that exists but cannot be read (permissions, I/O error) is not damaged:
-    that error is raised, since setting the file aside would not fix it."""
+    another format, missing keys). A file that exists but cannot be read (permissions, I/O error) is
+    not damaged: that error is raised, since setting the file aside would not fix it."""
     try:
         obj = load_torch(path)
     except RuntimeError as e:
@@ -69,8 +73,33 @@ def load_state_file(path: str | os.PathLike) -> tuple[dict[str, Any] | None, str
             raise
         lines = str(cause).strip().splitlines()
         return None, f"{type(cause).__name__}: {lines[0][:300] if lines else 'no message'}"
-    problem = state_problem(obj)
+    problem = state_problem(obj, fmt, keys)
     return (None, problem) if problem else (obj, "")
+
+
+def resume_state(path: Path, run_id: str, loggers: Sequence[logging.Logger], *, fmt: str = STATE_FORMAT,
+                 keys: tuple[str, ...] = STATE_KEYS, subject: str = "this member") -> dict[str, Any] | None:
+    """The saved state at `path` of the run `run_id` (its fingerprint) to resume, or None to start afresh.
+
+    A damaged state file (truncated, garbage, another format) would fail every rerun the same way, so
+    it is renamed aside (kept, never deleted), a WARNING naming it and the error goes to every logger
+    (each member's train.log), and the run starts afresh: training is deterministic, so the result is
+    a clean run's. A state saved for other parameters or data is ignored (and overwritten later).
+    """
+    if not path.exists():
+        return None
+    st, problem = load_state_file(path, fmt, keys)
+    if st is None:
+        aside = set_aside(path)
+        for lg in loggers:
+            lg.warning("%s cannot be resumed (%s); kept it as %s and starting %s afresh", path, problem,
+                       aside.name, subject)
+        return None
+    if st.get("fingerprint") != run_id:
+        for lg in loggers:
+            lg.warning("%s was saved for other parameters or data; starting %s afresh", path, subject)
+        return None
+    return st
 
 
 def set_aside(path: str | os.PathLike, now: datetime | None = None) -> Path:

@@ -1,0 +1,115 @@
+"""A member's bookkeeping between training steps: validation, best checkpoint, early stopping, the log
+row of each epoch, and the summary and outputs at the end.
+
+The same functions serve a member trained alone (stndt.train.loop) and in a pack (stndt.train.pack):
+they act on the member's state dict `st` (fresh_state; saved in state.pt / pack_state.pt for exact
+resume) and on `m.model`, a real STNDT holding the member's current weights. Rules, in this order after
+every epoch (end_epoch): a non-finite training loss stops the member ("diverged", the best checkpoint
+so far is kept); every `val_every` epochs and at `max_epochs` it is validated (val co-bps and val
+masked loss), the weights with the best val co-bps are kept, and stndt.train.stopping.should_stop
+decides on early stopping; at its own `max_epochs` it stops.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+
+from stndt.model.stndt import n_parameters
+from stndt.train.checkpoint import cpu_state_dict
+from stndt.train.data import PhaseTensors
+from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, VAL_NLL, predict_log_rates, val_masked_nll, \
+    validation_metrics
+from stndt.train.outputs import write_member_outputs
+from stndt.train.setup import Member, val_mask_seed
+from stndt.train.stopping import improved, should_stop
+
+TRAIN_COLUMNS: tuple[str, ...] = ("loss", "masked_nll", "contrast", "lr")  # empty in the epoch-0 row
+
+
+def fresh_state() -> dict[str, Any]:
+    """A member's bookkeeping before training (the tensors of a state file are added when saving)."""
+    return {"epoch": 0, "step": 0, "elapsed_s": 0.0,
+            "best": {"epoch": -1, VAL_CO_BPS: -math.inf, VAL_NLL: math.inf, "weights": None},
+            # last strict improvement of the val masked loss (stop_rule "both"; saved for exact resume)
+            "best_loss": {"epoch": -1, VAL_MASKED_NLL: math.inf},
+            "log": [], "done": False, "stop_reason": ""}
+
+
+def validate(m: Member, val: PhaseTensors, epoch: int, device: torch.device) -> dict[str, float]:
+    """Val co-bps, val nll and val masked nll of m.model (holding the member's weights) after `epoch` epochs."""
+    lr_eval = predict_log_rates(m.model, val.eval_heldin, device=device, batch_size=m.train_cfg.eval_batch_size)
+    metrics = validation_metrics(lr_eval, val.eval_heldout, m.model_cfg.t_bins, m.model_cfg.n_heldin)
+    gen = torch.Generator(device=device).manual_seed(val_mask_seed(m.seeds["val_mask"], epoch))
+    metrics[VAL_MASKED_NLL] = val_masked_nll(m.model, val.eval_heldin, val.eval_heldout, m.obj_cfg, gen,
+                                             device=device, batch_size=m.train_cfg.batch_size)
+    return metrics
+
+
+def consider(m: Member, st: dict[str, Any], metrics: dict[str, float], epoch: int) -> None:
+    """Keep m.model's weights if they have the best val co-bps so far (or are the first validated),
+    and the epoch of the last strict improvement of the val masked loss."""
+    if metrics[VAL_CO_BPS] > st["best"][VAL_CO_BPS] or st["best"]["weights"] is None:
+        st["best"] = {"epoch": epoch, **metrics, "weights": cpu_state_dict(m.model)}
+        m.log.info("epoch %d: new best %s %.5f", epoch, VAL_CO_BPS, metrics[VAL_CO_BPS])
+    if improved(metrics[VAL_MASKED_NLL], st["best_loss"][VAL_MASKED_NLL], lower_is_better=True):
+        st["best_loss"] = {"epoch": epoch, VAL_MASKED_NLL: metrics[VAL_MASKED_NLL]}
+
+
+def validate_untrained(m: Member, st: dict[str, Any], val: PhaseTensors, device: torch.device) -> None:
+    """Validate the untrained model (log row of epoch 0), so a best checkpoint exists even if
+    training diverges at once."""
+    metrics = validate(m, val, 0, device)
+    consider(m, st, metrics, 0)
+    st["log"].append({"epoch": 0, "step": 0, **{c: None for c in TRAIN_COLUMNS}, **metrics, "time_s": 0.0})
+
+
+def end_epoch(m: Member, st: dict[str, Any], means: list[float], lr: float, val: PhaseTensors,
+              device: torch.device, elapsed_s: Callable[[], float]) -> dict[str, Any]:
+    """After an epoch (st["epoch"], st["step"] already counted; m.model holds the new weights): apply
+    the rules above, append the epoch's log row (means: loss, masked_nll, contrast; lr; time_s from
+    elapsed_s() once the validation is done) and return it."""
+    cfg = m.train_cfg
+    epoch = st["epoch"]
+    row = {"epoch": epoch, "step": st["step"], "loss": means[0], "masked_nll": means[1],
+           "contrast": means[2], "lr": lr, VAL_CO_BPS: None, VAL_NLL: None, VAL_MASKED_NLL: None}
+    if not math.isfinite(means[0]):
+        st["done"], st["stop_reason"] = True, "diverged"
+        m.log.warning("epoch %d: non-finite training loss; stopping with the best checkpoint so far", epoch)
+    elif epoch % cfg.val_every == 0 or epoch == cfg.max_epochs:
+        metrics = validate(m, val, epoch, device)
+        row.update(metrics)
+        consider(m, st, metrics, epoch)
+        if should_stop(epoch, st["best"]["epoch"], st["best_loss"]["epoch"], cfg.patience, cfg.stop_rule):
+            st["done"], st["stop_reason"] = True, "early_stopping"
+            m.log.info("epoch %d: no progress (stop rule %r, patience %d; best %s at epoch %d, best %s "
+                       "at epoch %d); stopping", epoch, cfg.stop_rule, cfg.patience, VAL_CO_BPS,
+                       st["best"]["epoch"], VAL_MASKED_NLL, st["best_loss"]["epoch"])
+    if epoch >= cfg.max_epochs and not st["done"]:
+        st["done"], st["stop_reason"] = True, "max_epochs"
+    st["elapsed_s"] = row["time_s"] = elapsed_s()
+    st["log"].append(row)
+    if row[VAL_CO_BPS] is not None:
+        m.log.info("epoch %d step %d loss %.5f %s %.5f", epoch, st["step"], means[0], VAL_CO_BPS, row[VAL_CO_BPS])
+    return row
+
+
+def finish(m: Member, st: dict[str, Any], val: PhaseTensors, test: PhaseTensors | None, device: torch.device,
+           bf16: bool) -> dict[str, Any]:
+    """Load the best weights into m.model, write the member's outputs and return its summary (best
+    epoch, val co-bps, epochs run, stop reason, timing: st["elapsed_s"], in a pack the pack's wall
+    clock while the member was in it)."""
+    m.model.load_state_dict(st["best"]["weights"])
+    best, epochs = st["best"], st["epoch"]
+    summary = {
+        "best_epoch": best["epoch"], VAL_CO_BPS: best[VAL_CO_BPS], VAL_NLL: best[VAL_NLL],
+        "epochs_run": epochs, "steps": st["step"], "stop_reason": st["stop_reason"],
+        "train_seconds": st["elapsed_s"],
+        "seconds_per_epoch": st["elapsed_s"] / epochs if epochs else None,
+        "device": device.type, "bf16": bf16, "n_parameters": n_parameters(m.model),
+    }
+    write_member_outputs(m.out_dir, m.model, best, m.configs, m.params, summary, st["log"], val, test,
+                         device=device, eval_batch_size=m.train_cfg.eval_batch_size)
+    m.log.info("done: %s", summary)
+    return summary
