@@ -232,6 +232,33 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(tensors, tmp_path):
     assert not state.exists()
 
 
+def test_damaged_pack_state_is_set_aside_and_the_pack_starts_afresh(tensors, solo_runs, tmp_path):
+    """As a damaged state.pt (tests/test_train.py): the file is renamed aside with its bytes, every
+    member's train.log gets one WARNING naming it and the error, and the pack trains afresh to the
+    result it gives uninterrupted (= each member's solo result)."""
+    import io as _io
+    import re
+
+    partial = _io.BytesIO()
+    torch.save({"format": pack_mod.PACK_STATE_FORMAT, "epoch": 2}, partial)  # right format, keys missing
+    damages = {"garbage": (b"not a checkpoint\n" * 50, "UnpicklingError"),
+               "partial": (partial.getvalue(), "without fingerprint")}
+    for kind, (data, error) in damages.items():
+        dirs = [tmp_path / kind / f"m{i}" for i in range(len(MEMBERS))]
+        dirs[0].mkdir(parents=True)
+        (dirs[0] / PACK_STATE_FILE).write_bytes(data)
+        train_pack(*tensors, dirs, [{**BASE, **m, "bf16": False} for m in MEMBERS], progress=False)
+        aside = sorted(dirs[0].glob(f"{PACK_STATE_FILE}.corrupt-*"))
+        assert len(aside) == 1 and aside[0].read_bytes() == data, kind
+        assert re.fullmatch(r"pack_state\.pt\.corrupt-\d{8}T\d{6}\.\d{6}Z", aside[0].name)
+        for i, d in enumerate(dirs):
+            warnings = [ln for ln in (d / "train.log").read_text().splitlines() if " WARNING " in ln]
+            assert len(warnings) == 1 and str(dirs[0] / PACK_STATE_FILE) in warnings[0], (kind, i, warnings)
+            assert error in warnings[0] and aside[0].name in warnings[0] and "afresh" in warnings[0], (kind, i)
+            assert_same_outputs(solo_runs[False, i][0], d)
+        assert not (dirs[0] / PACK_STATE_FILE).exists()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_pack_matches_solo_to_rounding(tensors, tmp_path):
     """On CUDA batched kernels round differently from the solo ones, so equality is to a tolerance.
