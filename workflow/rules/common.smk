@@ -153,20 +153,27 @@ def wave_file(wildcards):
     ).output
 
 
-def pack_hparams(wildcards, input):
+def wave_path(dataset, wave):
+    return f"{R}/{dataset}/search/wave{wave:03d}.json"
+
+
+def pack_hparams(wildcards):
     """The resolved hyperparameters and training settings of the pack's members, as JSON: the only
-    description of them the training job gets. A params value, so Snakemake retrains a finished pack
-    exactly when what it computes from changes (not when the search space of another dataset, or the
-    interpreter's path, does)."""
+    description of them the training job gets. A params value (of wildcards only: Snakemake does not
+    track params computed from inputs), so Snakemake retrains a finished pack exactly when what it
+    computes from changes, and not when the search space of another dataset, or the interpreter's path,
+    does. Members of a Bayesian wave read their proposals from the wave's file (an input of the job, see
+    wave_file), which exists whenever the job is about to run."""
     ds = CFG.datasets[wildcards.dataset]
     proposals = {}
-    if input.wave:
-        wave = input.wave if isinstance(input.wave, str) else input.wave[0]
+    wave = member_wave(wildcards.dataset, member_index(pack_members(wildcards.pack)[0]))
+    if wave is not None:
+        path = wave_path(wildcards.dataset, wave)
         if not os.path.exists(
-            wave
+            path
         ):  # planned before its wave's checkpoint ran (a dry run)
-            return f"proposed in {wave}"
-        with open(wave) as f:
+            return f"proposed in {path}"
+        with open(path) as f:
             proposals = json.load(f)["members"]
     members = [
         resolve_member(
