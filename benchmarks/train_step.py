@@ -11,7 +11,8 @@ first step to the end: activations, gradients, optimiser state and allocator cac
 the interpreter, libraries, model weights or data (tracemalloc does not see torch's allocations).
 ms_per_step is the median over the timed steps (the table also shows the fastest), after warm-up.
 
-Usage: python benchmarks/train_step.py [--quick | --steps N] [--json] [--threads K]
+Usage: python benchmarks/train_step.py [--quick | --steps N] [--json] [--threads K] [--device cuda]
+On CUDA, steps are timed with torch.cuda.synchronize() and peak memory is torch.cuda.max_memory_allocated.
 Run it alone: other processes on the machine distort the timings.
 """
 from __future__ import annotations
@@ -43,19 +44,19 @@ def _configs(model: str):
     return mcfg, ocfg
 
 
-def _data(seed: int = 0):
+def _data(seed: int = 0, device: str = "cpu"):
     import torch
 
     g = torch.Generator().manual_seed(seed)
     rates = torch.rand((1, 1, N_IN + N_OUT), generator=g) * 0.3 + 0.02  # spikes per 5 ms bin
-    return torch.poisson(rates.expand(BATCH, T_BINS + T_FWD, -1).contiguous(), generator=g)
+    return torch.poisson(rates.expand(BATCH, T_BINS + T_FWD, -1).contiguous(), generator=g).to(device)
 
 
 def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def run_row(model: str, dtype: str, steps: int, warmup: int, threads: int | None) -> dict:
+def run_row(model: str, dtype: str, steps: int, warmup: int, threads: int | None, device: str = "cpu") -> dict:
     """Time `steps` training steps of one configuration in this process."""
     import torch
 
@@ -66,15 +67,17 @@ def run_row(model: str, dtype: str, steps: int, warmup: int, threads: int | None
         torch.set_num_threads(threads)
     mcfg, ocfg = _configs(model)
     torch.manual_seed(0)
-    net = STNDT(mcfg).train()
+    dev = torch.device(device)
+    net = STNDT(mcfg).to(dev).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=5e-5)
-    batch = _data()
-    gen = torch.Generator().manual_seed(0)
+    batch = _data(device=device)
+    gen = torch.Generator(device=dev).manual_seed(0)
     bf16 = dtype == "bf16"
+    cuda = dev.type == "cuda"
 
     def step() -> float:
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             out = training_loss(net, batch, ocfg, 0, gen, N_IN, T_BINS)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 200.0)
@@ -82,10 +85,12 @@ def run_row(model: str, dtype: str, steps: int, warmup: int, threads: int | None
         return out["loss"].item()
 
     rss0 = _maxrss_mb()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     losses, times = [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        losses.append(step())
+        losses.append(step())  # .item() synchronises: the step has finished on the device
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     ms = 1000.0 * statistics.median(times)
@@ -94,7 +99,8 @@ def run_row(model: str, dtype: str, steps: int, warmup: int, threads: int | None
         "dtype": dtype,
         "ms_per_step": round(ms, 1),
         "trials_per_s": round(BATCH / (ms / 1000.0), 1),
-        "peak_mem_mb": round(_maxrss_mb() - rss0, 1),
+        "device": dev.type,
+        "peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20 if cuda else _maxrss_mb() - rss0, 1),
         "_min_ms": round(1000.0 * min(times), 1),
         "_first_loss": losses[0],
         "_threads": torch.get_num_threads(),
@@ -122,7 +128,7 @@ def loss_agreement() -> dict:
 
 def _subprocess_row(model: str, dtype: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_row", f"{model}:{dtype}",
-           "--steps", str(args.steps), "--warmup", str(args.warmup)]
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--rows", default=None, help="comma list of model:dtype to run, e.g. NDT:bf16")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--_row", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if args._row:
         model, dtype = args._row.split(":")
-        print(json.dumps(run_row(model, dtype, args.steps, args.warmup, args.threads)))
+        print(json.dumps(run_row(model, dtype, args.steps, args.warmup, args.threads, args.device)))
         return
 
     rows = ROWS if not args.rows else tuple(tuple(r.split(":")) for r in args.rows.split(","))
@@ -155,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(public, indent=1))
         return
-    print(f"CPU training step, MC_Maze shapes (batch {BATCH}, {N_IN}+{N_OUT} neurons, {T_BINS}+{T_FWD} bins), "
+    print(f"{args.device.upper()} training step, MC_Maze shapes (batch {BATCH}, {N_IN}+{N_OUT} neurons, {T_BINS}+{T_FWD} bins), "
           f"{results[0]['_threads']} threads, median of {args.steps} steps after {args.warmup} warm-up")
     print(f"{'model':16s} {'dtype':5s} {'ms/step':>8s} {'(min)':>8s} {'trials/s':>9s} {'peak MB':>8s} {'step-1 loss':>12s}")
     for r in results:

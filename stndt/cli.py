@@ -422,6 +422,9 @@ def _plan_args(p):
     p.add_argument("--measure", action="store_true", help="time a few real training steps per dataset and variant")
     p.add_argument("--device", default="cpu", help="device for --measure (cuda on a GPU node)")
     p.add_argument("--directory", type=Path, help="plan what is left of the run in this folder (default: a fresh run)")
+    p.add_argument("--pack-speedup", type=float, default=None,
+                   help="also project packed training: member-steps/s of a pack over one member alone, as "
+                        "benchmarks/pack.py measured it on the target device for the config's training.pack")
 
 
 @command("plan", "cost plan of a config: jobs per rule and projected device-hours of training")(_plan_args)
@@ -439,6 +442,14 @@ def _plan(a):
     device = (f"{a.device}, measured" if a.measure else f"{a.step_ms:g} ms/step given" if step_s else "no step time")
     bayes = any(d.search["method"] == "bayes" for d in cfg.datasets.values())
     print(format_plan(jobs, rows, device, bayes))
+    if a.pack_speedup:
+        import pandas as pd
+
+        solo = pd.DataFrame(rows)
+        if solo["hours min"].notna().all():
+            print(f"\nPacked ({a.pack_speedup:g}x the member-steps per device-second of one member alone): "
+                  f"{solo['hours min'].sum() / a.pack_speedup:,.0f} - {solo['hours max'].sum() / a.pack_speedup:,.0f} "
+                  f"device-hours, vs {solo['hours min'].sum():,.0f} - {solo['hours max'].sum():,.0f} one member per device")
 
 
 # ---------------------------------------------------------------- entry point
