@@ -182,10 +182,12 @@ def _read_group(group: h5py.Group) -> dict:
     return out
 
 
-def link_files(src_dir: str | os.PathLike, outputs: list[str | os.PathLike]) -> None:
+def link_files(src_dir: str | os.PathLike, outputs: list[str | os.PathLike], log: str | os.PathLike | None = None
+               ) -> None:
     """Make each output path the file of the same name in `src_dir`: a hard link (no copy of a large
     checkpoint), or a copy where the filesystem has none; its time is set to now, so that a workflow
-    sees it newer than what it was made from."""
+    sees it newer than what it was made from. `log`: a file listing what was linked."""
+    done = []
     for out in map(Path, outputs):
         src = Path(src_dir) / out.name
         if not src.is_file():
@@ -194,6 +196,11 @@ def link_files(src_dir: str | os.PathLike, outputs: list[str | os.PathLike]) -> 
         out.unlink(missing_ok=True)
         try:
             os.link(src, out)
+            done.append(f"linked {src} -> {out}")
         except OSError:
             shutil.copy2(src, out)
+            done.append(f"copied {src} -> {out}")
         os.utime(out)
+    if log is not None:
+        with atomic_path(log) as tmp:
+            tmp.write_text("\n".join(done) + "\n")

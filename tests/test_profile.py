@@ -28,14 +28,25 @@ def _user_profile(tmp_path: Path) -> Path:
     return profile
 
 
-def planned_jobs(log: str) -> list[dict]:
-    """Every job of a dry run: rule, whether local, and its resources (name -> value string)."""
+def local_rules(config: Path, workdir: Path) -> set[str]:
+    """The rules Snakemake runs in its own process (the workflow's `localrules`, as Snakemake registers
+    them: a dry run prints every job as `rule`, so the plan itself cannot tell)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings()) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(configfiles=[config]),
+                                snakefile=ROOT / "workflow" / "Snakefile", workdir=workdir)._workflow
+        return {r.name for r in workflow.rules if r.group is None and r.name in workflow._localrules}
+
+
+def planned_jobs(log: str, local: set[str]) -> list[dict]:
+    """Every job of a dry run: rule, whether it runs locally, and its resources (name -> value string)."""
     jobs = []
-    for header, body in re.findall(r"^(localrule \S+|rule \S+):\n((?:    .*\n)*)", log, re.MULTILINE):
-        kind, rule = header.split()
+    for rule, body in re.findall(r"^(?:local)?(?:rule|checkpoint) (\S+):\n((?:    .*\n)*)", log, re.MULTILINE):
         found = re.search(r"^    resources: (.*)$", body, re.MULTILINE)
         resources = dict(kv.split("=", 1) for kv in found.group(1).split(", ")) if found else {}
-        jobs.append({"rule": rule.rstrip(":"), "local": kind == "localrule", "resources": resources})
+        jobs.append({"rule": rule, "local": rule in local, "resources": resources})
     return jobs
 
 
@@ -44,7 +55,7 @@ def paper_plan(tmp_path_factory) -> list[dict]:
     tmp = tmp_path_factory.mktemp("plan")
     out = snakemake(tmp, ROOT / "config" / "paper.yaml", "-n", "--executor", "slurm",
                     "--profile", str(_user_profile(tmp)), timeout=600)
-    jobs = planned_jobs(out.stdout + out.stderr)
+    jobs = planned_jobs(out.stdout + out.stderr, local_rules(ROOT / "config" / "paper.yaml", tmp))
     assert len(jobs) > 500, "the paper plan should hold hundreds of jobs"
     return jobs
 

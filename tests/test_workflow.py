@@ -105,10 +105,12 @@ def test_other_interpreter_path_and_other_dataset_space_retrain_nothing(tiny_run
 def test_gpu_job_without_cuda_fails_at_once_naming_the_cause(tiny_copy: TinyRun):
     """A job given a GPU on a machine without CUDA stops in seconds (not a day of CPU training), and the
     terminal shows the job's log tail with the cause (default workflow profile: --show-failed-logs)."""
+    config = yaml.safe_load(TINY.read_text())
+    config["resources"]["train"]["gpu"] = 1
+    gpu_config = write_config(tiny_copy.workdir.parent / "gpu.yaml", config)
     target = "results/tiny/members/m000/params.json"
     t0 = time.monotonic()
-    proc = snakemake(tiny_copy.workdir, TINY, target, "--forcerun", "train", "--resources", "gpu=1",
-                     "--config", "resources={train: {gpu: 1, threads: 1, mem_mb: 1000, runtime: 10}}", check=False)
+    proc = snakemake(tiny_copy.workdir, gpu_config, target, "--forcerun", "train", "--resources", "gpu=1", check=False)
     elapsed = time.monotonic() - t0
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0

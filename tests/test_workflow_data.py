@@ -1,7 +1,10 @@
 """The data stage run by Snakemake itself: synthetic, local and (planned) DANDI sources."""
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -33,21 +36,13 @@ def test_bad_config_key_stops_the_run_and_names_it(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_data_target_builds_synthetic_and_local_datasets(tmp_path: Path):
-    cfg = write_config(tmp_path / "c.yaml", {"datasets": {"syn": {"source": "synthetic", "layout": "mc_maze",
-                                                                  "synthetic": TINY}}})
-    snakemake(tmp_path, cfg, "data")
-    res = tmp_path / "results" / "syn"
-    for phase in ("val", "test"):
-        with h5py.File(res / "tensors" / f"{phase}.h5") as f:
-            assert f.attrs["phase"] == phase and "targets/mc_maze/eval_spikes_heldout" in f
-    assert (res / "truth.h5").exists() and (res / "figures" / "data_overview.png").stat().st_size > 10_000
-    rerun = snakemake(tmp_path, cfg, "-n", "data")
-    assert "Nothing to be done" in rerun.stdout + rerun.stderr  # finished outputs are never redone
-
-    # the user's own files (here: a copy of the synthetic ones) go through the same rules
+def test_local_dataset_goes_through_the_same_rules_and_a_replaced_file_rebuilds(tiny_run, tmp_path: Path):
+    """The user's own NLB-format files (here: a copy of the session's tiny synthetic ones, built once)."""
+    raw = tiny_run.results / "tiny" / "raw"
+    with h5py.File(tiny_run.results / "tiny" / "tensors" / "val.h5") as f:  # the synthetic source's tensors
+        assert f.attrs["phase"] == "val" and "targets/mc_maze_20/eval_spikes_heldout" in f
     mine = tmp_path / "my data"
-    shutil.copytree(res / "raw", mine)
+    shutil.copytree(raw, mine)
     local = write_config(tmp_path / "l.yaml", {"results_dir": "local_results", "datasets": {
         "mine": {"source": "local", "layout": "mc_maze", "path": str(mine)}}})
     snakemake(tmp_path, local, "data")
@@ -56,13 +51,16 @@ def test_data_target_builds_synthetic_and_local_datasets(tmp_path: Path):
         assert "targets" not in f  # no hidden targets for a user's real test split
     with h5py.File(tensors) as f:
         before = f["train_spikes_heldin"][()]
+    assert (tmp_path / "local_results" / "mine" / "figures" / "data_overview.png").stat().st_size > 10_000
+    assert "Nothing to be done" in snakemake(tmp_path, local, "-n", "data").stdout  # never redone
 
     # the user replaces a file with a different recording: what depends on it is rebuilt
-    other = write_config(tmp_path / "o.yaml", {"results_dir": "other", "seed": 7, "datasets": {
-        "syn": {"source": "synthetic", "layout": "mc_maze", "synthetic": TINY}}})
-    snakemake(tmp_path, other, "data")
+    other = tmp_path / "other"
+    subprocess.run([sys.executable, "-m", "stndt.cli", "synthesize", "--layout", "mc_maze", "--raw", str(other),
+                    "--hidden", str(tmp_path / "other_full.nwb"), "--params", json.dumps({**TINY, "n_conditions": 4}), "--seed", "7"],
+                   check=True, capture_output=True)
     train_file = next(mine.glob("*train*.nwb"))
-    shutil.copyfile(tmp_path / "other" / "syn" / "raw" / train_file.name, train_file)
+    shutil.copyfile(other / train_file.name, train_file)
     plan = snakemake(tmp_path, local, "-n", "data")
     assert "link_local" in plan.stdout and "tensors" in plan.stdout
     snakemake(tmp_path, local, "data")

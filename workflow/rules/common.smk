@@ -29,7 +29,7 @@ def is_synthetic(dataset):
 
 
 PUBLISHED = os.path.join(ROOT, "config", "published_results.csv")
-# One environment for every rule under --sdm conda; its PyTorch is the CUDA build (see the file).
+# One environment for all jobs under --sdm conda; its PyTorch is the CUDA build (see the file).
 CONDA_ENV = "../../envs/stndt.yaml"
 TRAIN_RESOURCES = {
     "threads": 1,
@@ -52,7 +52,8 @@ def vdir(variant):
 
 
 def variant_of(prefix):
-    return prefix.split("/")[1] if prefix else "stndt"
+    """The variant whose member set lives under `prefix` (inverse of vdir)."""
+    return prefix[len("variants") + 1 : -1] if prefix else "stndt"
 
 
 VDIR = "|".join(["", *(re.escape(vdir(v)) for v in VARIANTS if v != "stndt")])
@@ -292,3 +293,85 @@ def paper_outputs():
         for ext in ("png", "pdf")
     ]
     return out
+
+
+# ---- the arguments (= the inputs) of the commands that read many files
+
+
+def local_nwb_files(wildcards):
+    """The user's NWB files: inputs of the linking rule, so that a replaced file rebuilds what depends on it."""
+    files = sorted(
+        glob.glob(os.path.join(glob.escape(ds_cfg(wildcards).path), "*.nwb"))
+    )
+    if not files:
+        raise ValueError(
+            f"datasets.{wildcards.dataset}.path: no .nwb files in {ds_cfg(wildcards).path}"
+        )
+    return files
+
+
+def baseline_args(wildcards):
+    """Every file the baselines table reads, as the command's arguments (and so as the rule's input)."""
+    ds = wildcards.dataset
+    phases = scored_phases(ds)
+    args = ["--phases", *phases]
+    for variant, prefix in dataset_sets(ds):
+        args += ["--ranking", variant, f"{R}/{ds}/{prefix}ensemble.json"]
+        for p in phases:
+            args += [
+                "--ensemble-metrics",
+                variant,
+                p,
+                f"{R}/{ds}/{prefix}ensemble/metrics_{p}.json",
+            ]
+            for m in member_ids(
+                ds, variant
+            ):  # the best single member of each set is one of these
+                args += [
+                    "--member-metrics",
+                    variant,
+                    m,
+                    p,
+                    f"{R}/{ds}/{prefix}members/{m}/metrics_{p}.json",
+                ]
+    for name in ["smoothing"] + (["oracle"] if is_synthetic(ds) else []):
+        for p in phases:
+            args += [
+                "--baseline-metrics",
+                name,
+                p,
+                f"{R}/{ds}/baselines/{name}/metrics_{p}.json",
+            ]
+    return args
+
+
+def files_in(args_of):
+    """Input of a command whose arguments `args_of` builds: every argument that is a file."""
+    return lambda wildcards: [
+        a for a in args_of(wildcards) if a.endswith((".json", ".h5", ".csv", ".pt"))
+    ]
+
+
+def checkpoint_args(flag, dataset, variant):
+    return [
+        x
+        for m in member_ids(dataset, variant)
+        for x in (flag, m, f"{R}/{dataset}/{vdir(variant)}members/{m}/best.pt")
+    ]
+
+
+def dropping_args(wildcards):
+    ds = wildcards.dataset
+    args = [
+        "--tensors",
+        f"{R}/{ds}/tensors/val.h5",
+        "--stndt-ensemble",
+        f"{R}/{ds}/ensemble.json",
+    ]
+    args += checkpoint_args("--stndt-checkpoint", ds, "stndt")
+    if (
+        "ndt" in CFG.datasets[ds].variants
+    ):  # Fig. 5 compares with NDT fed the same dropped inputs
+        args += ["--ndt-ensemble", f"{R}/{ds}/{vdir('ndt')}ensemble.json"]
+        args += checkpoint_args("--ndt-checkpoint", ds, "ndt")
+    return args

@@ -1,18 +1,6 @@
 # Stage 1: raw NWB files (DANDI download | synthetic generator | user's files) -> nlb_tools tensors.
 
 
-def local_nwb_files(wildcards):
-    """The user's NWB files: inputs of the linking rule, so that a replaced file rebuilds what depends on it."""
-    files = sorted(
-        glob.glob(os.path.join(glob.escape(ds_cfg(wildcards).path), "*.nwb"))
-    )
-    if not files:
-        raise ValueError(
-            f"datasets.{wildcards.dataset}.path: no .nwb files in {ds_cfg(wildcards).path}"
-        )
-    return files
-
-
 rule download:
     """Fetch an NLB dataset's train and test NWB files from DANDI (cached, resumable, digest-checked).
     A local rule: compute nodes of many clusters have no internet."""

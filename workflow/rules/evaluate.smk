@@ -149,48 +149,6 @@ rule submission:
         "python -m stndt.cli submission --rates {input.rates:q} --test {input.test:q} --out {output:q} > {log:q} 2>&1"
 
 
-def baseline_args(wildcards):
-    """Every file the baselines table reads, as the command's arguments (and so as the rule's input)."""
-    ds = wildcards.dataset
-    phases = scored_phases(ds)
-    args = ["--phases", *phases]
-    for variant, prefix in dataset_sets(ds):
-        args += ["--ranking", variant, f"{R}/{ds}/{prefix}ensemble.json"]
-        for p in phases:
-            args += [
-                "--ensemble-metrics",
-                variant,
-                p,
-                f"{R}/{ds}/{prefix}ensemble/metrics_{p}.json",
-            ]
-            for m in member_ids(
-                ds, variant
-            ):  # the best single member of each set is one of these
-                args += [
-                    "--member-metrics",
-                    variant,
-                    m,
-                    p,
-                    f"{R}/{ds}/{prefix}members/{m}/metrics_{p}.json",
-                ]
-    for name in ["smoothing"] + (["oracle"] if is_synthetic(ds) else []):
-        for p in phases:
-            args += [
-                "--baseline-metrics",
-                name,
-                p,
-                f"{R}/{ds}/baselines/{name}/metrics_{p}.json",
-            ]
-    return args
-
-
-def files_in(args_of):
-    """The rule input of a command whose arguments `args_of` builds: every argument that is a file."""
-    return lambda wildcards: [
-        a for a in args_of(wildcards) if a.endswith((".json", ".h5", ".csv", ".pt"))
-    ]
-
-
 rule baselines:
     """Every method on the same trials: STNDT ensemble and best member, each variant, smoothing, oracle."""
     input:

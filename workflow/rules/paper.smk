@@ -3,31 +3,6 @@
 PAPER = f"{R}/paper"
 
 
-def checkpoint_args(flag, dataset, variant):
-    return [
-        x
-        for m in member_ids(dataset, variant)
-        for x in (flag, m, f"{R}/{dataset}/{vdir(variant)}members/{m}/best.pt")
-    ]
-
-
-def dropping_args(wildcards):
-    ds = wildcards.dataset
-    args = [
-        "--tensors",
-        f"{R}/{ds}/tensors/val.h5",
-        "--stndt-ensemble",
-        f"{R}/{ds}/ensemble.json",
-    ]
-    args += checkpoint_args("--stndt-checkpoint", ds, "stndt")
-    if (
-        "ndt" in CFG.datasets[ds].variants
-    ):  # Fig. 5 compares with NDT fed the same dropped inputs
-        args += ["--ndt-ensemble", f"{R}/{ds}/{vdir('ndt')}ensemble.json"]
-        args += checkpoint_args("--ndt-checkpoint", ds, "ndt")
-    return args
-
-
 rule neuron_dropping:
     """Fig. 5 analysis: zero the inputs of the most-attended (layer-1 spatial attention) vs random held-in
     neurons and score STNDT and NDT members with nlb_tools."""
@@ -165,7 +140,7 @@ rule tables:
             )
         ],
         synthetic=["--synthetic", *SYNTHETIC] if SYNTHETIC else [],
-        out_dir=f"{PAPER}/tables",
+        out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:
         "python -m stndt.cli tables {params.datasets:q} {params.synthetic:q} --published {input.published:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -43,10 +43,12 @@ rule member:
         lambda w: f"{R}/{w.dataset}/{w.vdir}packs/{pack_of(w.dataset, w.vdir, w.member)}/pack.json",
     output:
         [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in MEMBER_FILES],
+    log:
+        f"{R}/logs/member/{{dataset}}/{{vdir}}{{member}}.log",
     params:
         src=lambda w, input: os.path.join(os.path.dirname(input[0]), w.member),
     run:
-        link_files(params.src, output)
+        link_files(params.src, output, log[0])
 
 
 checkpoint propose_wave:
