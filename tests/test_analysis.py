@@ -203,7 +203,7 @@ def test_dropping_orders_and_pairing(dropping, tiny_ds):
 
 def test_dropped_rates_leave_inputs_and_targets_alone(tiny_ds):
     from stndt.train.checkpoint import load_member
-    from stndt.train.loop import load_phase_tensors
+    from stndt.train.data import load_phase_tensors
 
     p = load_phase_tensors(_val(tiny_ds))
     before_in, before_tr = p.eval_heldin.copy(), p.train_heldin.copy()

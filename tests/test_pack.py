@@ -1,8 +1,8 @@
 """Tests of stndt.train.pack: K members trained as one batched computation give each member exactly
 its train_member result (bitwise, on CPU), leave the pack when they stop, and resume after kill -9.
 
-Data: tiny tensors files written like tests/test_train.py's fixture (Poisson counts from smooth
-low-rank log-rates), re-created here rather than imported from another test module.
+Data: tiny tensors files from tests/tiny_tensors.py (Poisson counts from smooth low-rank log-rates),
+as in tests/test_train.py but with fewer trials.
 """
 from __future__ import annotations
 
@@ -15,54 +15,25 @@ import textwrap
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 import torch
 
-from stndt.io import save_h5
 from stndt.train import pack as pack_mod
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.inference import VAL_CO_BPS
 from stndt.train.loop import train_member
-from stndt.train.outputs import OUTPUT_FILES, TIMING_COLUMNS
+from stndt.train.outputs import OUTPUT_FILES
 from stndt.train.pack import PACK_STATE_FILE, train_pack
+from tiny_tensors import assert_same_member_outputs, h5_arrays, write_tiny_tensors
 
 REPO = Path(__file__).resolve().parents[1]
-N_IN, N_OUT, T, T_FP = 14, 6, 24, 6
-
-
-def _fake_trials(rng, n, c, b):
-    t_all = T + T_FP
-    phase = rng.uniform(0, 2 * np.pi, (n, 1, c.shape[0]))
-    amp = rng.uniform(0.5, 1.5, (n, 1, c.shape[0]))
-    tt = np.arange(t_all)[None, :, None] / t_all
-    z = amp * np.sin(2 * np.pi * np.array([1.0, 1.5, 2.3]) * tt + phase)
-    return rng.poisson(np.exp(b + z @ c)).astype(np.float32)
-
-
-def _write_phase(path, train, evals, phase):
-    data = {
-        "train_spikes_heldin": train[:, :T, :N_IN], "train_spikes_heldout": train[:, :T, N_IN:],
-        "train_spikes_heldin_forward": train[:, T:, :N_IN], "train_spikes_heldout_forward": train[:, T:, N_IN:],
-        "eval_spikes_heldin": evals[:, :T, :N_IN],
-        "targets": {"mc_maze": {"eval_spikes_heldout": evals[:, :T, N_IN:],
-                                "eval_spikes_heldin_forward": evals[:, T:, :N_IN],
-                                "eval_spikes_heldout_forward": evals[:, T:, N_IN:]}},
-    }
-    save_h5(path, data, attrs={"layout": "mc_maze", "bin_width_ms": 5, "phase": phase})
 
 
 @pytest.fixture(scope="module")
 def tensors(tmp_path_factory):
     """val.h5 / test.h5: 3 smooth latent factors driving 20 neurons (64 train trials: 2 batches)."""
-    d = tmp_path_factory.mktemp("pack_tensors")
-    rng = np.random.default_rng(0)
-    c = rng.normal(0, 0.9, (3, N_IN + N_OUT))
-    b = np.log(rng.uniform(0.15, 0.5, N_IN + N_OUT))
-    _write_phase(d / "val.h5", _fake_trials(rng, 64, c, b), _fake_trials(rng, 24, c, b), "val")
-    _write_phase(d / "test.h5", _fake_trials(rng, 40, c, b), _fake_trials(rng, 16, c, b), "test")
-    return d / "val.h5", d / "test.h5"
+    return write_tiny_tensors(tmp_path_factory.mktemp("pack_tensors"), 64, 24, 40, 16)
 
 
 BASE = dict(n_layers=2, n_heads=2, ff_hidden=16, batch_size=32, num_threads=1, val_every=2, patience=1000,
@@ -80,40 +51,6 @@ MEMBERS = [
          dropout_embedding=0.1, context_forward=0, context_backward=-1, contrastive=False, max_epochs=5,
          val_every=1, mask_span_ramp_start=2, mask_span_ramp_end=6),
 ]
-
-
-def _h5(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
-    return out
-
-
-def _log_rows(path):
-    lines = Path(path).read_text().splitlines()
-    keep = [i for i, c in enumerate(lines[0].split(",")) if c not in TIMING_COLUMNS]
-    return [[row.split(",")[i] for i in keep] for row in lines]
-
-
-def _params_json(path):
-    p = json.loads((Path(path) / "params.json").read_text())
-    for k in ("train_seconds", "seconds_per_epoch"):
-        p["training"].pop(k)
-    return p
-
-
-def assert_same_outputs(a: Path, b: Path) -> None:
-    """Outputs of two runs are identical, wall-clock fields aside (weights and rates bitwise)."""
-    ca, cb = (torch.load(d / "best.pt", weights_only=True) for d in (a, b))
-    assert ca["epoch"] == cb["epoch"] and ca["metrics"] == cb["metrics"]
-    assert ca["model"].keys() == cb["model"].keys()
-    different = [k for k in ca["model"] if not torch.equal(ca["model"][k], cb["model"][k])]
-    assert not different, f"weights differ: {different}"
-    for name in ("rates_val.h5", "rates_test.h5"):
-        ra, rb = _h5(a / name), _h5(b / name)
-        assert ra.keys() == rb.keys() and all(np.array_equal(ra[k], rb[k]) for k in ra), name
-    assert _log_rows(a / "train_log.csv") == _log_rows(b / "train_log.csv")
-    assert _params_json(a) == _params_json(b)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +72,7 @@ def test_packed_members_equal_solo_members_bitwise(tensors, solo_runs, tmp_path,
     for i, d in enumerate(dirs):
         solo_dir, solo_summary = solo_runs[bf16, i]
         assert {p.name for p in d.iterdir()} >= set(OUTPUT_FILES) | {"train.log"}
-        assert_same_outputs(solo_dir, d)
+        assert_same_member_outputs(solo_dir, d)
         assert {k: v for k, v in summaries[i].items() if "seconds" not in k} == \
                {k: v for k, v in solo_summary.items() if "seconds" not in k}
     assert [s["epochs_run"] for s in summaries] == [8, 8, 5]  # member 2's own budget
@@ -147,10 +84,11 @@ def test_pack_engine_with_one_member_is_train_member(tensors, solo_runs, tmp_pat
     """The packed engine itself (not the K=1 shortcut of train_pack) reproduces train_member."""
     summaries = pack_mod._run_with_logs(tensors[0], tensors[1], [tmp_path / "m"],
                                         [{**BASE, **MEMBERS[0], "bf16": False}], False)
-    assert_same_outputs(solo_runs[False, 0][0], tmp_path / "m")
+    assert_same_member_outputs(solo_runs[False, 0][0], tmp_path / "m")
     assert summaries[0][VAL_CO_BPS] == solo_runs[False, 0][1][VAL_CO_BPS]
     one = train_pack(*tensors, [tmp_path / "k1"], [{**BASE, **MEMBERS[0], "bf16": False}], progress=False)
-    assert_same_outputs(solo_runs[False, 0][0], tmp_path / "k1") and one[0]["epochs_run"] == 8
+    assert_same_member_outputs(solo_runs[False, 0][0], tmp_path / "k1")
+    assert one[0]["epochs_run"] == 8
 
 
 def test_stopped_members_leave_the_pack(tensors, tmp_path, monkeypatch):
@@ -228,7 +166,7 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(tensors, tmp_path):
     assert ref.wait() == 0, ref.stderr.read()[-3000:]
     assert (run_root / "m1" / "train.log").read_text().count("resumed pack from") == 2
     for i in range(3):
-        assert_same_outputs(ref_root / f"m{i}", run_root / f"m{i}")
+        assert_same_member_outputs(ref_root / f"m{i}", run_root / f"m{i}")
     assert not state.exists()
 
 
@@ -255,7 +193,7 @@ def test_damaged_pack_state_is_set_aside_and_the_pack_starts_afresh(tensors, sol
             warnings = [ln for ln in (d / "train.log").read_text().splitlines() if " WARNING " in ln]
             assert len(warnings) == 1 and str(dirs[0] / PACK_STATE_FILE) in warnings[0], (kind, i, warnings)
             assert error in warnings[0] and aside[0].name in warnings[0] and "afresh" in warnings[0], (kind, i)
-            assert_same_outputs(solo_runs[False, i][0], d)
+            assert_same_member_outputs(solo_runs[False, i][0], d)
         assert not (dirs[0] / PACK_STATE_FILE).exists()
 
 
@@ -270,7 +208,7 @@ def test_cuda_pack_matches_solo_to_rounding(tensors, tmp_path):
     packed = train_pack(*tensors, [tmp_path / f"p{i}" for i in range(3)], members, progress=False)
     for i, params in enumerate(members):
         solo = train_member(*tensors, tmp_path / f"s{i}", params, progress=False)
-        ra, rb = _h5(tmp_path / f"s{i}" / "rates_val.h5"), _h5(tmp_path / f"p{i}" / "rates_val.h5")
+        ra, rb = h5_arrays(tmp_path / f"s{i}" / "rates_val.h5"), h5_arrays(tmp_path / f"p{i}" / "rates_val.h5")
         rel = max(float(np.max(np.abs(ra[k] - rb[k]) / (np.abs(ra[k]) + 1e-6))) for k in ra)
         d_cobps = abs(solo[VAL_CO_BPS] - packed[i][VAL_CO_BPS])
         print(f"member {i}: |d val co-bps| = {d_cobps:.2e}, max relative rate difference = {rel:.2e}")

@@ -1,7 +1,7 @@
 """Tests of stndt.train: seeded search space, member training, kill -9 / resume reproducibility.
 
-Data are tiny fake tensors files in the project's format (written with stndt.io.save_h5): Poisson
-counts from smooth low-rank log-rates, so held-out neurons are predictable from held-in ones.
+Data are tiny fake tensors files in the project's format (tests/tiny_tensors.py): Poisson counts
+from smooth low-rank log-rates, so held-out neurons are predictable from held-in ones.
 """
 from __future__ import annotations
 
@@ -20,49 +20,22 @@ import numpy as np
 import pytest
 import torch
 
-from stndt.io import save_h5
 from stndt.train import search_space as ss
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.inference import VAL_CO_BPS
 from stndt.train.loop import train_member
 from stndt.train.outputs import LOG_COLUMNS, OUTPUT_FILES, TIMING_COLUMNS
+from tiny_tensors import N_IN, N_OUT, T, T_FP, assert_same_member_outputs, h5_arrays, log_without_timing, \
+    write_phase, write_tiny_tensors
 
 REPO = Path(__file__).resolve().parents[1]
-N_IN, N_OUT, T, T_FP = 14, 6, 24, 6
 
 
 # ------------------------------------------------------------------------------------------ fake data
-def _fake_trials(rng, n, c, b):
-    t_all, k = T + T_FP, c.shape[0]
-    phase = rng.uniform(0, 2 * np.pi, (n, 1, k))
-    amp = rng.uniform(0.5, 1.5, (n, 1, k))
-    tt = np.arange(t_all)[None, :, None] / t_all
-    z = amp * np.sin(2 * np.pi * np.array([1.0, 1.5, 2.3]) * tt + phase)
-    return rng.poisson(np.exp(b + z @ c)).astype(np.float32)
-
-
-def _write_phase(path, train, evals, phase, n_in=N_IN):
-    data = {
-        "train_spikes_heldin": train[:, :T, :n_in], "train_spikes_heldout": train[:, :T, n_in:],
-        "train_spikes_heldin_forward": train[:, T:, :n_in], "train_spikes_heldout_forward": train[:, T:, n_in:],
-        "eval_spikes_heldin": evals[:, :T, :n_in],
-        "targets": {"mc_maze": {"eval_spikes_heldout": evals[:, :T, n_in:],
-                                "eval_spikes_heldin_forward": evals[:, T:, :n_in],
-                                "eval_spikes_heldout_forward": evals[:, T:, n_in:]}},
-    }
-    save_h5(path, data, attrs={"layout": "mc_maze", "bin_width_ms": 5, "phase": phase})
-
-
 @pytest.fixture(scope="module")
 def tensors(tmp_path_factory):
     """val.h5 / test.h5 with 3 smooth latent factors driving 20 neurons."""
-    d = tmp_path_factory.mktemp("tensors")
-    rng = np.random.default_rng(0)
-    c = rng.normal(0, 0.9, (3, N_IN + N_OUT))
-    b = np.log(rng.uniform(0.15, 0.5, N_IN + N_OUT))
-    _write_phase(d / "val.h5", _fake_trials(rng, 96, c, b), _fake_trials(rng, 32, c, b), "val")
-    _write_phase(d / "test.h5", _fake_trials(rng, 128, c, b), _fake_trials(rng, 32, c, b), "test")
-    return d / "val.h5", d / "test.h5"
+    return write_tiny_tensors(tmp_path_factory.mktemp("tensors"), 96, 32, 128, 32)
 
 
 TINY = dict(n_layers=1, n_heads=2, ff_hidden=16, context_forward=-1, context_backward=-1,
@@ -160,20 +133,6 @@ def test_repo_search_spaces_file():
 
 
 # ------------------------------------------------------------------------------------------ training
-def _h5_arrays(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
-    return out
-
-
-def _log_without_timing(path):
-    lines = Path(path).read_text().splitlines()
-    header = lines[0].split(",")
-    keep = [i for i, c in enumerate(header) if c not in TIMING_COLUMNS]
-    return [[row.split(",")[i] for i in keep] for row in lines]
-
-
 def test_tiny_stndt_learns_and_writes_outputs(tensors, tmp_path):
     from nlb_tools.evaluation import bits_per_spike
 
@@ -181,20 +140,20 @@ def test_tiny_stndt_learns_and_writes_outputs(tensors, tmp_path):
     out = tmp_path / "m"
     summary = train_member(val, test, out, {**TINY, "max_epochs": 90}, progress=False)
     assert {p.name for p in out.iterdir()} == set(OUTPUT_FILES) | {"train.log"}  # state.pt removed
-    rows = _log_without_timing(out / "train_log.csv")
+    rows = log_without_timing(out / "train_log.csv")
     assert rows[0] == [c for c in LOG_COLUMNS if c not in TIMING_COLUMNS] and len(rows) == 1 + 91
     # the mean-rate model scores 0 bits/spike; the trained model must be clearly better, and better
     # than the untrained one
     assert summary[VAL_CO_BPS] > 0.15
     initial = float(rows[1][LOG_COLUMNS.index(VAL_CO_BPS)])
     assert summary[VAL_CO_BPS] > initial + 0.2
-    rates = _h5_arrays(out / "rates_val.h5")
+    rates = h5_arrays(out / "rates_val.h5")
     shapes = {"train_rates_heldin": (96, T, N_IN), "train_rates_heldout": (96, T, N_OUT),
               "eval_rates_heldin": (32, T, N_IN), "eval_rates_heldout": (32, T, N_OUT),
               "eval_rates_heldin_forward": (32, T_FP, N_IN), "eval_rates_heldout_forward": (32, T_FP, N_OUT)}
     assert {k: v.shape for k, v in rates.items()} == {f"mc_maze/{k}": s for k, s in shapes.items()}
     assert all(v.dtype == np.float32 and (v > 0).all() for v in rates.values())
-    test_rates = _h5_arrays(out / "rates_test.h5")
+    test_rates = h5_arrays(out / "rates_test.h5")
     assert test_rates["mc_maze/train_rates_heldin"].shape == (128, T, N_IN)
     # rates come from the best checkpoint: they reproduce its val co-bps
     with h5py.File(val, "r") as f:
@@ -219,7 +178,7 @@ def test_variants_run(tensors, tmp_path, extra):
     val, _ = tensors
     summary = train_member(val, None, tmp_path, {**TINY, "max_epochs": 6, **extra}, progress=False)
     assert math.isfinite(summary[VAL_CO_BPS]) and not (tmp_path / "rates_test.h5").exists()
-    rows = _log_without_timing(tmp_path / "train_log.csv")[2:]  # skip header and epoch 0
+    rows = log_without_timing(tmp_path / "train_log.csv")[2:]  # skip header and epoch 0
     contrast = [float(r[LOG_COLUMNS.index("contrast")]) for r in rows]
     if extra.get("contrastive") is False:
         assert contrast == [0.0] * 6
@@ -233,8 +192,8 @@ def test_bad_inputs_name_the_file(tensors, tmp_path):
     val, _ = tensors
     rng = np.random.default_rng(1)
     other = tmp_path / "other_test.h5"
-    _write_phase(other, rng.poisson(1, (8, T + T_FP, N_IN + N_OUT + 2)).astype(np.float32),
-                 rng.poisson(1, (4, T + T_FP, N_IN + N_OUT + 2)).astype(np.float32), "test")
+    write_phase(other, rng.poisson(1, (8, T + T_FP, N_IN + N_OUT + 2)).astype(np.float32),
+                rng.poisson(1, (4, T + T_FP, N_IN + N_OUT + 2)).astype(np.float32), "test")
     with pytest.raises(ValueError, match="other_test.h5"):
         train_member(val, other, tmp_path / "m", {**TINY, "max_epochs": 1})
     noattr = tmp_path / "noattr.h5"
@@ -308,21 +267,7 @@ def test_kill_9_and_resume_is_bitwise_identical(tensors, tmp_path):
     assert proc.wait() == 0, proc.stderr.read()[-3000:]
     assert ref.wait() == 0, ref.stderr.read()[-3000:]
     assert (run_dir / "train.log").read_text().count("resumed from") >= 2
-
-    a = torch.load(ref_dir / "best.pt", weights_only=True)
-    b = torch.load(run_dir / "best.pt", weights_only=True)
-    assert a["epoch"] == b["epoch"] and a["metrics"] == b["metrics"]
-    assert a["model"].keys() == b["model"].keys()
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    for name in ("rates_val.h5", "rates_test.h5"):
-        ra, rb = _h5_arrays(ref_dir / name), _h5_arrays(run_dir / name)
-        assert ra.keys() == rb.keys() and all(np.array_equal(ra[k], rb[k]) for k in ra)
-    assert _log_without_timing(ref_dir / "train_log.csv") == _log_without_timing(run_dir / "train_log.csv")
-    pa, pb = (json.loads((d / "params.json").read_text()) for d in (ref_dir, run_dir))
-    for p in (pa, pb):
-        for k in ("train_seconds", "seconds_per_epoch"):
-            p["training"].pop(k)
-    assert pa == pb
+    assert_same_member_outputs(ref_dir, run_dir)
     assert not (run_dir / STATE_FILE).exists()
 
 
@@ -332,7 +277,7 @@ def test_finished_state_rewrites_outputs_without_training(tensors, tmp_path):
     params = {**TINY, "max_epochs": 4, "keep_state": True}
     train_member(val, test, tmp_path, params, progress=False)
     best = torch.load(tmp_path / "best.pt", weights_only=True)
-    rates = _h5_arrays(tmp_path / "rates_test.h5")
+    rates = h5_arrays(tmp_path / "rates_test.h5")
     log_text = (tmp_path / "train_log.csv").read_text()
     (tmp_path / "rates_test.h5").unlink()
     (tmp_path / ".rates_val.h5.abc.tmp").write_bytes(b"half-written")  # debris of a kill -9
@@ -340,29 +285,12 @@ def test_finished_state_rewrites_outputs_without_training(tensors, tmp_path):
     assert (tmp_path / "train_log.csv").read_text() == log_text  # no epoch trained again
     again = torch.load(tmp_path / "best.pt", weights_only=True)
     assert all(torch.equal(best["model"][k], again["model"][k]) for k in best["model"])
-    new_rates = _h5_arrays(tmp_path / "rates_test.h5")
+    new_rates = h5_arrays(tmp_path / "rates_test.h5")
     assert rates.keys() == new_rates.keys() and all(np.array_equal(rates[k], new_rates[k]) for k in rates)
     assert not (tmp_path / ".rates_val.h5.abc.tmp").exists()
 
 
 # ------------------------------------------------------------------------------------- damaged state
-def _assert_same_outputs(ref_dir, run_dir):
-    """The outputs of two runs are equal, wall-clock fields aside (as in the kill -9 test)."""
-    a = torch.load(ref_dir / "best.pt", weights_only=True)
-    b = torch.load(run_dir / "best.pt", weights_only=True)
-    assert a["epoch"] == b["epoch"] and a["metrics"] == b["metrics"] and a["model"].keys() == b["model"].keys()
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    for name in ("rates_val.h5", "rates_test.h5"):
-        ra, rb = _h5_arrays(ref_dir / name), _h5_arrays(run_dir / name)
-        assert ra.keys() == rb.keys() and all(np.array_equal(ra[k], rb[k]) for k in ra)
-    assert _log_without_timing(ref_dir / "train_log.csv") == _log_without_timing(run_dir / "train_log.csv")
-    pa, pb = (json.loads((d / "params.json").read_text()) for d in (ref_dir, run_dir))
-    for p in (pa, pb):
-        for k in ("train_seconds", "seconds_per_epoch"):
-            p["training"].pop(k)
-    assert pa == pb
-
-
 def test_damaged_state_is_set_aside_and_the_member_starts_afresh(tensors, tmp_path):
     """A state.pt that cannot be loaded used to fail every rerun of its member. Now it is renamed aside
     (bytes kept), a WARNING naming it and the error goes to train.log, and the member trains afresh to
@@ -394,7 +322,7 @@ def test_damaged_state_is_set_aside_and_the_member_starts_afresh(tensors, tmp_pa
         warnings = [ln for ln in (out / "train.log").read_text().splitlines() if " WARNING " in ln]
         assert len(warnings) == 1 and str(out / STATE_FILE) in warnings[0], (kind, warnings)
         assert error in warnings[0] and aside[0].name in warnings[0] and "afresh" in warnings[0], kind
-        _assert_same_outputs(ref, out)
+        assert_same_member_outputs(ref, out)
 
 
 def test_set_aside_never_overwrites_and_unreadable_state_is_not_set_aside(tmp_path, monkeypatch):

@@ -33,7 +33,6 @@ from stndt.train.bookkeeping import end_epoch, finish, fresh_state, validate_unt
 from stndt.train.checkpoint import STATE_FILE, STATE_FORMAT, capture_rng, cpu_state_dict, fingerprint, \
     restore_rng, resume_state, save_torch
 from stndt.train.data import full_counts, load_train_phases
-from stndt.train.data import load_phase_tensors  # noqa: F401  (tests/test_analysis.py imports it from here)
 from stndt.train.inference import VAL_CO_BPS, autocast
 from stndt.train.outputs import LOG_FILE, attach_file_log, clear_outputs
 from stndt.train.schedule import lr_factor

@@ -42,7 +42,7 @@ from stndt.train.search_space import is_range, sample_params, validate_space
 METHODS: tuple[str, ...] = ("random", "bayes")
 #: Fewest finite completed values the GP is fitted to; fewer and a wave is the random search's draws.
 MIN_FINITE = 2
-_VAL_CO_BPS = "val co-bps"  # stndt.train.loop.VAL_CO_BPS (not imported: loop pulls in torch)
+_VAL_CO_BPS = "val co-bps"  # stndt.train.inference.VAL_CO_BPS (not imported: inference pulls in torch)
 _SEED_TAG = 0xBA7E5  # separates the sampler seeds from the other SeedSequence users of (seed, ...)
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def completed_members(member_dirs: Iterable[str | Path],
                       space: Mapping[str, Any] | None = None) -> list[tuple[dict[str, Any], float]]:
     """(params, best val co-bps) of finished members, read from each folder's params.json, in member order.
 
-    params.json is written by stndt.train.loop: "given" holds the params the member was trained with
+    params.json is written by stndt.train.outputs.write_member_outputs: "given" holds the params the member was trained with
     (sampled + fixed settings + variant switches + seed), "training" its summary with "val co-bps".
     With `space`, only its sampled keys are kept (the ones the search optimises); `propose_wave`
     ignores the other keys anyway. Folders are sorted by member index (their names, e.g. m007), so the
