@@ -187,8 +187,8 @@ def format_plan(jobs: Mapping[str, int], rows: list[dict[str, Any]], device: str
     out += [f"  {name:<28} {n:>7}" for name, n in sorted(jobs.items(), key=lambda kv: -kv[1])]
     out += [f"  {'total':<28} {sum(jobs.values()):>7}"]
     if bayes:
-        out.append("  (Bayesian search: training jobs after the first wave join the DAG as their wave's "
-                   "checkpoint completes; the training table counts every member)")
+        out.append("  (Bayesian search: each propose_wave job, a checkpoint, fixes the hyperparameters of its "
+                   "wave's members from the waves before it)")
     out += ["", f"Training ({device}):", ""]
     table = pd.DataFrame(rows)
     out.append(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
