@@ -81,7 +81,7 @@ def _variants(where: str, global_counts: Mapping[str, Any] | None, own: Mapping[
     from stndt.train.members import VARIANTS
 
     counts = dict(DEFAULT_VARIANTS if global_counts is None else global_counts)
-    for scope, mapping in ((f"variants", global_counts or {}), (f"{where}.variants", own or {})):
+    for scope, mapping in (("variants", global_counts or {}), (f"{where}.variants", own or {})):
         if not isinstance(mapping, Mapping):
             raise ConfigError(f"{scope}: expected a mapping of variant -> member count")
         for name, n in mapping.items():
@@ -117,7 +117,7 @@ def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfi
     if "members" in entry:
         raise ConfigError(f"{where}.members: member counts are set per model variant, e.g. "
                           f"`variants: {{stndt: {entry['members']}, ndt: 20}}` (top level, or inside the dataset)")
-    known = ({f.name for f in fields(DatasetConfig)} - {"id"}) | set(_MERGED_KEYS)
+    known = ({f.name for f in fields(DatasetConfig)} - {"id", "pack"}) | set(_MERGED_KEYS)
     unknown = sorted(set(entry) - known)
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(known))}")
