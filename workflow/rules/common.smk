@@ -170,9 +170,8 @@ def pack_hparams(wildcards):
     wave = member_wave(wildcards.dataset, member_index(pack_members(wildcards.pack)[0]))
     if wave is not None:
         path = wave_path(wildcards.dataset, wave)
-        if not os.path.exists(
-            path
-        ):  # planned before its wave's checkpoint ran (a dry run)
+        # a dry run plans the wave's members before its checkpoint has run
+        if not os.path.exists(path):
             return f"proposed in {path}"
         with open(path) as f:
             proposals = json.load(f)["members"]
