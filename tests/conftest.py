@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,14 @@ BIN = Path(sys.executable).parent
 TINY = ROOT / "tests" / "data" / "tiny_config.yaml"
 # Rules call `python -m stndt.cli`: make sure it is this interpreter.
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+# snakemake-executor-plugin-slurm runs `scontrol show config` when Snakemake starts, with a 10 s timeout:
+# where SLURM is installed but no controller runs (CI installs it for tests/test_slurm.py), every local
+# Snakemake call of the suite would wait 10 s. Local runs get an `scontrol` that fails at once instead
+# (the SLURM test starts a real controller and runs with the real binaries).
+NO_SLURM = Path(tempfile.mkdtemp(prefix="no_slurm_"))
+(NO_SLURM / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+(NO_SLURM / "scontrol").chmod(0o755)
+LOCAL_ENV = {**os.environ, "PATH": f"{NO_SLURM}{os.pathsep}{os.environ['PATH']}"}
 
 
 def write_config(path: Path, config: dict) -> Path:
@@ -35,7 +44,7 @@ def snakemake(workdir: Path, config: Path, *args: str, check: bool = True, timeo
     interpreter running Snakemake, default this one)."""
     cmd = [str(python or sys.executable), "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
            "--configfile", str(config), "--directory", str(workdir), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=LOCAL_ENV)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc

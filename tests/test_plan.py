@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, TINY
+from conftest import LOCAL_ENV, ROOT, TINY
 from stndt.config import pipeline_config
 from stndt.plan import epoch_range, job_counts, training_plan, window_bins
 from stndt.train.device import NoGPUError, require_cuda
@@ -40,7 +40,8 @@ def test_training_plan_multiplies_members_steps_epochs_and_step_time():
     assert rows[("dmfc_rsg", "ndt")]["members"] == 20 and rows[("dmfc_rsg", "ndt")]["epochs min"] == 4020
 
 
-def test_job_counts_are_snakemakes_own():
+def test_job_counts_are_snakemakes_own(monkeypatch):
+    monkeypatch.setenv("PATH", LOCAL_ENV["PATH"])  # no 10 s wait on an absent SLURM controller (conftest)
     counts = job_counts(TINY)
     # tiny: 2 members of each of 3 variants, one dataset
     assert counts["train"] == 6 and counts["ensemble"] == 3 and counts["synthesize"] == 1 and counts["all"] == 1
