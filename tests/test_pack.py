@@ -7,12 +7,7 @@ as in tests/test_train.py but with fewer trials.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +20,7 @@ from stndt.train.inference import VAL_CO_BPS
 from stndt.train.loop import train_member
 from stndt.train.outputs import OUTPUT_FILES
 from stndt.train.pack import PACK_STATE_FILE, train_pack
-from tiny_tensors import assert_same_member_outputs, h5_arrays, write_tiny_tensors
+from tiny_tensors import assert_same_member_outputs, h5_arrays, kill_when, start_runner, write_tiny_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,21 +129,11 @@ RESUME = [{**BASE, **m, "max_epochs": 24, "checkpoint_every_epochs": 2} for m in
 
 
 def _start(tensors, root):
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", RUNNER, str(tensors[0]), str(tensors[1]), str(root),
-                             json.dumps(RESUME)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    return start_runner(RUNNER, str(tensors[0]), str(tensors[1]), str(root), json.dumps(RESUME))
 
 
-def _kill_when(proc, condition, timeout=120.0):
-    t0 = time.monotonic()
-    while not condition():
-        assert proc.poll() is None, f"run finished before it could be killed: {proc.stderr.read()[-2000:]}"
-        assert time.monotonic() - t0 < timeout, "timed out waiting for a state save"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+def _kill_when(proc, condition):
+    kill_when(proc, condition, timeout=120.0)
 
 
 def test_kill_9_and_resume_gives_the_uninterrupted_result(tensors, tmp_path):

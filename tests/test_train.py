@@ -9,8 +9,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ from stndt.train.inference import VAL_CO_BPS
 from stndt.train.loop import train_member
 from stndt.train.outputs import LOG_COLUMNS, OUTPUT_FILES, TIMING_COLUMNS
 from tiny_tensors import N_IN, N_OUT, T, T_FP, assert_same_member_outputs, h5_arrays, log_without_timing, \
-    write_phase, write_tiny_tensors
+    kill_when, start_runner, write_phase, write_tiny_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -230,21 +228,11 @@ RESUME_PARAMS = {**TINY, "max_epochs": 50, "val_every": 4, "checkpoint_every_epo
 
 
 def _start(tensors, out):
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", RUNNER, str(tensors[0]), str(tensors[1]), str(out),
-                             json.dumps(RESUME_PARAMS)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    return start_runner(RUNNER, str(tensors[0]), str(tensors[1]), str(out), json.dumps(RESUME_PARAMS))
 
 
-def _kill_when(proc, condition, timeout=60.0):
-    t0 = time.monotonic()
-    while not condition():
-        assert proc.poll() is None, f"run finished before it could be killed: {proc.stderr.read()[-2000:]}"
-        assert time.monotonic() - t0 < timeout, "timed out waiting for a state save"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+def _kill_when(proc, condition):
+    kill_when(proc, condition, timeout=60.0)
 
 
 def test_kill_9_and_resume_is_bitwise_identical(tensors, tmp_path):

@@ -8,6 +8,11 @@ predictable from held-in ones. Imported like conftest: pytest puts tests/ on sys
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -91,3 +96,24 @@ def assert_same_member_outputs(ref_dir, run_dir) -> None:
         assert ra.keys() == rb.keys() and all(np.array_equal(ra[k], rb[k]) for k in ra), name
     assert log_without_timing(ref_dir / "train_log.csv") == log_without_timing(run_dir / "train_log.csv")
     assert _params_without_timing(ref_dir) == _params_without_timing(run_dir)
+
+
+def start_runner(runner: str, *args: str) -> subprocess.Popen:
+    """Run a training script (`python -c runner args...`) in a child process with this checkout on its
+    path and one thread: the run a kill -9 test kills."""
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", runner, *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(proc: subprocess.Popen, condition, timeout: float = 60.0) -> None:
+    """SIGKILL `proc` as soon as `condition()` holds (e.g. its state file appeared)."""
+    t0 = time.monotonic()
+    while not condition():
+        assert proc.poll() is None, f"run finished before it could be killed: {proc.stderr.read()[-2000:]}"
+        assert time.monotonic() - t0 < timeout, "timed out waiting for a state save"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
