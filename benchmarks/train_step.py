@@ -63,8 +63,12 @@ def run_row(model: str, dtype: str, steps: int, warmup: int, threads: int | None
     from stndt.model import STNDT
     from stndt.model.objective import training_loss
 
+    from stndt.train.device import keep_freed_memory
+
     if threads:
         torch.set_num_threads(threads)
+    if device == "cpu":
+        keep_freed_memory()  # as training does (stndt.train.setup.resolve_runtime)
     mcfg, ocfg = _configs(model)
     torch.manual_seed(0)
     dev = torch.device(device)

@@ -94,10 +94,13 @@ def measure_step_seconds(params: Mapping[str, Any], shapes: Shapes, device: str 
 
     from stndt.model.objective import training_loss
     from stndt.model.stndt import STNDT
+    from stndt.train.device import keep_freed_memory
     from stndt.train.search_space import split_params
 
     mcfg, ocfg, tcfg = split_params(params, shapes.model_shapes())
     dev = torch.device(device)
+    if dev.type == "cpu":
+        keep_freed_memory()  # as training does
     torch.manual_seed(0)
     model = STNDT(mcfg).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from stndt.train.config import TrainConfig
+from stndt.train.device import keep_freed_memory
 from stndt.train.search_space import split_params
 
 # TrainConfig fields that change how a job runs but not what it computes (excluded from the
@@ -36,10 +37,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_runtime(train_cfg: TrainConfig) -> tuple[torch.device, bool]:
-    """Apply num_threads; (device, bf16 autocast?) of a run (bf16=None: on CUDA only)."""
+    """Apply num_threads (and, on CPU, keep_freed_memory); (device, bf16 autocast?) of a run
+    (bf16=None: on CUDA only)."""
     if train_cfg.num_threads is not None:
         torch.set_num_threads(train_cfg.num_threads)
     device = resolve_device(train_cfg.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     bf16 = (device.type == "cuda") if train_cfg.bf16 is None else bool(train_cfg.bf16)
     return device, bf16
 
