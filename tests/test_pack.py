@@ -75,6 +75,32 @@ def test_packed_members_equal_solo_members_bitwise(tensors, solo_runs, tmp_path,
     assert not (dirs[0] / PACK_STATE_FILE).exists() and not (dirs[0] / STATE_FILE).exists()
 
 
+# The paper's usual pack: every member with attention dropout and a band (or every one with full
+# context), so the attention core of the whole pack runs as one batched computation.
+UNIFORM_BANDS = {"banded": [(3, 8), (0, 5), (6, 2)], "full": [(-1, -1)] * 3}
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+@pytest.mark.parametrize("bands", sorted(UNIFORM_BANDS))
+def test_batched_attention_core_equals_solo_members_bitwise(tensors, tmp_path, monkeypatch, bands, bf16):
+    from stndt.train.pack_model import PackedSTNDT
+
+    members = [{**BASE, "seed": 4 + i, "lr": 3e-3 * (i + 1), "dropout": 0.1 + 0.05 * i, "max_epochs": 4,
+                "context_forward": fwd, "context_backward": bwd, "bf16": bf16}
+               for i, (fwd, bwd) in enumerate(UNIFORM_BANDS[bands])]
+    for i, m in enumerate(members):
+        train_member(*tensors, tmp_path / f"solo{i}", m, progress=False)
+
+    def per_member_core(*args):
+        raise AssertionError("the per-member attention core ran: the batched path was not taken")
+
+    monkeypatch.setattr(PackedSTNDT, "_attend", per_member_core)
+    dirs = [tmp_path / f"m{i}" for i in range(len(members))]
+    train_pack(*tensors, dirs, members, progress=False)
+    for i, d in enumerate(dirs):
+        assert_same_member_outputs(tmp_path / f"solo{i}", d)
+
+
 def test_pack_engine_with_one_member_is_train_member(tensors, solo_runs, tmp_path):
     """The packed engine itself (not the K=1 shortcut of train_pack) reproduces train_member."""
     summaries = pack_mod._run_with_logs(tensors[0], tensors[1], [tmp_path / "m"],

@@ -12,13 +12,16 @@ stacked parameters (``torch.func.stack_module_state`` of K real STNDT modules), 
 * Each member's dropout draws come from that member's own state of torch's global generator (swapped
   in around the draw) through the model's own ``_keep_mask``, in the order ``STNDT.forward`` draws
   them: member i packed sees exactly the dropout masks it sees alone.
+* Dropout masks of the whole pack are one buffer; member i's slice is filled from its own stream.
+* The temporal attention core (CPU, attention dropout on for every member) is one baddbmm / softmax /
+  bmm over members x trials x heads, with each member's band from a cached stack.
 * ``exact`` mode (CPU): the few ops whose batched form rounds differently from the solo op run per
-  member - LayerNorm (its fused affine backward), the temporal attention core (per-member band and
-  dropout) and the spatial embedder (a linear on a transposed input, which F.linear computes as
-  matmul + add rather than addmm). Then every member's step is bitwise the solo step.
+  member - LayerNorm (its fused affine backward) and the spatial embedder (a linear on a transposed
+  input, which F.linear computes as matmul + add rather than addmm). Then every member's step is
+  bitwise the solo step.
   On CUDA LayerNorm is batched (batched GPU kernels do not promise solo rounding anyway) and the
-  attention core and dropout run per member, so that SDPA's and F.dropout's random draws are the
-  member's own (the CUDA generator state is swapped in like the CPU one).
+  attention core runs per member, so that SDPA's and F.dropout's random draws are the member's own
+  (the CUDA generator state is swapped in like the CPU one).
 
 Training forward only: validation and rates use a real STNDT loaded with the member's weights
 (``member_state_dict``), i.e. exactly the solo code path.
@@ -142,6 +145,7 @@ class PackedSTNDT:
         out.context_bias = [self.context_bias[i] for i in keep]
         out.rng = self.rng.subset(keep)
         out._casts = {}
+        out._bands = {}
         return out
 
     def member_state_dict(self, i: int) -> dict[str, Tensor]:
@@ -156,17 +160,21 @@ class PackedSTNDT:
         return [float(getattr(c, name)) for c in self.cfgs]
 
     def _keep(self, i: int, x: Tensor, p: float) -> Tensor:
-        """Member i's dropout keep-mask for its slice x, drawn as STNDT's own dropout draws it."""
+        """Member i's dropout keep-mask for its slice x, drawn as STNDT's own dropout draws it, written
+        into x itself (a slice of the pack's mask buffer: no per-member tensors to stack)."""
         with self.rng.member(i):
             if x.device.type == "cpu":
-                return _keep_mask(x, p)
-            return F.dropout(torch.ones_like(x), p, True)
+                return _keep_mask(x, p, out=x)
+            return x.copy_(F.dropout(torch.ones_like(x), p, True))
 
     def _keeps(self, x: Tensor, ps: Sequence[float]) -> Tensor | None:
+        """The pack's keep-masks for x (K, ...): member k's own draws in slice k (None: no dropout)."""
         if not self.training or not any(p > 0 for p in ps):
             return None
-        return torch.stack([self._keep(i, x[i], p) if p > 0 else torch.ones_like(x[i])
-                            for i, p in enumerate(ps)])
+        keep = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        for i, (slot, p) in enumerate(zip(keep.unbind(0), ps)):
+            self._keep(i, slot, p) if p > 0 else slot.fill_(1.0)
+        return keep
 
     def _dropout(self, x: Tensor, ps: Sequence[float]) -> Tensor:
         keep = self._keeps(x, ps)
@@ -263,11 +271,56 @@ class PackedSTNDT:
         pre, p = f"layers.{layer}.", self._p("dropout")
         h = self._norm(pre + "norm1", x, True)
         qkv = self._linear(h, pre + "qkv")
-        a = torch.stack([self._attend(i, qkv_i) for i, qkv_i in enumerate(qkv.unbind(0))])
+        a = self._attend_pack(qkv)
         x = self._norm(pre + "norm1", self._dropout_add(x, self._linear(a, pre + "out_proj"), p), False)
         h = self._norm(pre + "norm2", x, True)
         h = self._linear(self._dropout(F.relu(self._linear(h, pre + "linear1")), p), pre + "linear2")
         return self._norm(pre + "norm2", self._dropout_add(x, h, p), False)
+
+    def _attend_pack(self, qkv: Tensor) -> Tensor:
+        """The banded attention core of every member, (K, B, T, 3N) -> (K, B, T, N).
+
+        On CPU with attention dropout on for all members (train_member's explicit path), the whole
+        pack is one baddbmm / softmax / bmm over members x trials x heads, each member's band added
+        from a cached (K*B*H, T, T) stack and each member's dropout mask drawn into its slice: the
+        same arithmetic on each matrix as the solo step. Otherwise (SDPA, mixed settings) per member.
+        """
+        k_, b, t, n3 = qkv.shape
+        heads = self.cfgs[0].n_heads
+        n = n3 // 3
+        hd = n // heads
+        ps = [c.dropout if self.training else 0.0 for c in self.cfgs]
+        banded = [bias is not None for bias in self.context_bias]
+        if qkv.device.type != "cpu" or not all(p > 0 for p in ps) or len(set(banded)) > 1:
+            return torch.stack([self._attend(i, qkv_i) for i, qkv_i in enumerate(qkv.unbind(0))])
+        qkv = qkv.view(k_, b, t, 3, heads, hd).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = qkv.reshape(3, k_ * b * heads, t, hd).unbind(0)
+        if banded[0]:
+            scores = torch.baddbmm(self._band(b, heads, q.dtype), q, k.transpose(1, 2), alpha=hd ** -0.5)
+        else:
+            scores = torch.bmm(q, k.transpose(1, 2)) * hd ** -0.5
+        weights = torch.softmax(scores, dim=-1)
+        weights = weights * self._keeps(weights.view(k_, b * heads, t, t), ps).view(weights.shape)
+        a = torch.bmm(weights, v).view(k_, b, heads, t, hd)
+        return a.transpose(2, 3).reshape(k_, b, t, n)
+
+    def _band(self, b: int, heads: int, dtype: torch.dtype) -> Tensor:
+        """Every member's additive band repeated over its B*H attention matrices, (K*B*H, T, T).
+
+        Built once per batch size and in the dtype baddbmm computes in (autocast's, if on), so
+        autocast does not cast this large constant at every call; the values are those the solo
+        step's (T, T) band broadcasts to."""
+        kind = self.device.type
+        if torch.is_autocast_enabled(kind):
+            dtype = torch.get_autocast_dtype(kind)
+        key = (b, heads, dtype)
+        cache = self.__dict__.setdefault("_bands", {})
+        if key not in cache:
+            t = self.context_bias[0].shape[-1]
+            band = torch.stack(self.context_bias).to(dtype).view(self.size, 1, t, t)
+            cache.clear()
+            cache[key] = band.expand(self.size, b * heads, t, t).reshape(-1, t, t)
+        return cache[key]
 
     def _attend(self, i: int, qkv: Tensor) -> Tensor:
         """Member i's banded multi-head attention core, (B, T, 3N) -> (B, T, N), as EncoderLayer.temporal."""
@@ -285,7 +338,7 @@ class PackedSTNDT:
             else:
                 scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=hd ** -0.5)
             weights = torch.softmax(scores, dim=-1)
-            weights = weights * self._keep(i, weights, p_attn)
+            weights = weights * self._keep(i, torch.empty_like(weights), p_attn)
             a = torch.bmm(weights, v).view(b, heads, t, hd)
         else:
             q, k, v = qkv.unbind(0)
