@@ -15,6 +15,7 @@ per-member guess before that is known) exceeds --mem-gb is skipped and says so.
 
 Usage: python benchmarks/pack.py [--quick] [--json] [--device cpu|cuda] [--shapes default,mc_maze]
        [--packs 1,2,4,8,16,32] [--dtypes fp32,bf16] [--steps N] [--threads K] [--mem-gb G]
+       [--malloc-default] [--compile default,reduce-overhead]
 Run it alone (under `nice`): other processes on the machine distort the timings.
 """
 from __future__ import annotations
@@ -63,9 +64,14 @@ def _maxrss_mb() -> float:
 
 
 def run_row(shapes: str, device_name: str, dtype: str, k: int, steps: int, warmup: int,
-            threads: int | None) -> dict:
-    """Time `steps` pack steps of K members (K = 1: the solo step) in this process."""
+            threads: int | None, malloc_default: bool = False, compile_mode: str | None = None) -> dict:
+    """Time `steps` pack steps of K members (K = 1: the solo step) in this process.
+
+    compile_mode (K = 1 only): the solo model under torch.compile with that mode ("default", or
+    "reduce-overhead" = CUDA graphs on a GPU), the other remedy for a launch-bound member."""
     import torch
+
+    from stndt.train.device import keep_freed_memory
 
     from stndt.model import STNDT
     from stndt.model.objective import training_loss
@@ -76,6 +82,8 @@ def run_row(shapes: str, device_name: str, dtype: str, k: int, steps: int, warmu
     if threads:
         torch.set_num_threads(threads)
     device = torch.device(device_name)
+    if device.type == "cpu" and not malloc_default:
+        keep_freed_memory()  # as training does (stndt.train.setup.resolve_runtime)
     mcfgs, ocfgs = _configs(shapes, k)
     n_in, t_bins = mcfgs[0].n_heldin, mcfgs[0].t_bins
     models = []
@@ -89,6 +97,8 @@ def run_row(shapes: str, device_name: str, dtype: str, k: int, steps: int, warmu
     if k == 1:
         net = models[0]
         opt = torch.optim.AdamW(net.parameters(), lr=lrs[0], weight_decay=5e-5)
+        if compile_mode:
+            net = torch.compile(net, mode=compile_mode)
 
         def step() -> None:
             with autocast:
@@ -122,16 +132,20 @@ def run_row(shapes: str, device_name: str, dtype: str, k: int, steps: int, warmu
     sec = statistics.median(times)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _maxrss_mb() - rss0)
     return {"shapes": shapes, "device": device.type, "dtype": dtype, "pack": k,
-            "member_steps_per_s": round(k / sec, 2), "ms_per_pack_step": round(1000 * sec, 1),
+            "mode": f"compile:{compile_mode}" if compile_mode else "eager", "member_steps_per_s": round(k / sec, 2), "ms_per_pack_step": round(1000 * sec, 1),
             "peak_mem_mb": round(peak, 1), "_threads": torch.get_num_threads()}
 
 
-def _subprocess_row(key: tuple, args: argparse.Namespace) -> dict:
+def _subprocess_row(key: tuple, args: argparse.Namespace, compile_mode: str | None = None) -> dict:
     shapes, device, dtype, k = key
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_row", f"{shapes}:{device}:{dtype}:{k}",
            "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if compile_mode:
+        cmd += ["--_compile", compile_mode]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.malloc_default:
+        cmd += ["--malloc-default"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if res.returncode != 0:
         raise RuntimeError(f"benchmark row {key} failed:\n{res.stderr[-3000:]}")
@@ -156,17 +170,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=5, help="timed steps per row (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--malloc-default", action="store_true",
+                   help="leave glibc malloc's defaults (training calls stndt.train.device.keep_freed_memory)")
     p.add_argument("--mem-gb", type=float, default=None,
                    help="skip rows estimated above this (default: half of MemAvailable on CPU, none on CUDA)")
     p.add_argument("--quick", action="store_true", help="default shapes, K = 1 and 8, 3 steps after 1 warm-up")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
+    p.add_argument("--compile", default="",
+                   help="also time the solo step under torch.compile with these modes, e.g. "
+                        "default,reduce-overhead (CUDA graphs; GPU only)")
     p.add_argument("--_row", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_compile", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.shapes, args.packs, args.steps, args.warmup = "default", "1,8", 3, 1
     if args._row:
         shapes, device, dtype, k = args._row.split(":")
-        print(json.dumps(run_row(shapes, device, dtype, int(k), args.steps, args.warmup, args.threads)))
+        print(json.dumps(run_row(shapes, device, dtype, int(k), args.steps, args.warmup, args.threads,
+                                    args.malloc_default, args._compile)))
         return
 
     budget_mb = 1024 * (args.mem_gb if args.mem_gb is not None
@@ -176,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         for dtype in args.dtypes.split(","):
             per_member = GUESS_MB_PER_MEMBER[shapes]
             for k in sorted(int(x) for x in args.packs.split(",")):
-                row = {"shapes": shapes, "device": args.device, "dtype": dtype, "pack": k}
+                row = {"shapes": shapes, "device": args.device, "dtype": dtype, "pack": k, "mode": "eager"}
                 if k * per_member > budget_mb:
                     rows.append({**row, "member_steps_per_s": None,
                                  "skipped": f"needs ~{k * per_member / 1024:.1f} GB > {budget_mb / 1024:.1f} GB"})
@@ -184,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(_subprocess_row((shapes, args.device, dtype, k), args))
                 if k == 1 and rows[-1]["peak_mem_mb"] > 0:
                     per_member = 1.2 * rows[-1]["peak_mem_mb"]
+                if k == 1:
+                    rows += [_subprocess_row((shapes, args.device, dtype, 1), args, mode)
+                             for mode in args.compile.split(",") if mode]
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     if args.json:
         print(json.dumps(public, indent=1))
@@ -198,12 +222,13 @@ def main(argv: list[str] | None = None) -> None:
         if r.get("member_steps_per_s") is None:
             print(f"{r['shapes']:8s} {r['dtype']:5s} {r['pack']:4d} {'skipped: ' + r['skipped']}")
             continue
-        if r["pack"] == 1:
+        if r["pack"] == 1 and r["mode"] == "eager":
             solo[r["shapes"], r["dtype"]] = r["member_steps_per_s"]
         base = solo.get((r["shapes"], r["dtype"]))
         ratio = f"{r['member_steps_per_s'] / base:.2f}x" if base else "-"
+        mode = "" if r["mode"] == "eager" else f"  (solo, {r['mode']})"
         print(f"{r['shapes']:8s} {r['dtype']:5s} {r['pack']:4d} {r['member_steps_per_s']:15.2f} {ratio:>8s} "
-              f"{r['ms_per_pack_step']:13.1f} {r['peak_mem_mb']:8.0f}")
+              f"{r['ms_per_pack_step']:13.1f} {r['peak_mem_mb']:8.0f}{mode}")
 
 
 if __name__ == "__main__":
