@@ -87,7 +87,11 @@ def dataset_shapes(cfg: PipelineConfig, ds: DatasetConfig) -> Shapes:
 def measure_step_seconds(params: Mapping[str, Any], shapes: Shapes, device: str = "cpu", steps: int = 3,
                          warmup: int = 1) -> float:
     """Median seconds of one real training step (masked + contrastive loss, backward, clip, AdamW) of a
-    member with these hyperparameters, on random spike counts of the dataset's shapes."""
+    member with these hyperparameters, on random spike counts of the dataset's shapes.
+
+    The steps use the learning rate of the member's first epoch, as training does: a few steps at the
+    full rate from a fresh init can diverge, and NaN or denormal arithmetic is far slower than a
+    healthy step (mc_rtt member 0 of config/paper.yaml, lr 0.076: 1.48 s/step instead of 0.57 on CPU)."""
     import statistics
 
     import torch
@@ -95,6 +99,7 @@ def measure_step_seconds(params: Mapping[str, Any], shapes: Shapes, device: str 
     from stndt.model.objective import training_loss
     from stndt.model.stndt import STNDT
     from stndt.train.device import keep_freed_memory
+    from stndt.train.schedule import lr_factor
     from stndt.train.search_space import split_params
 
     mcfg, ocfg, tcfg = split_params(params, shapes.model_shapes())
@@ -103,7 +108,8 @@ def measure_step_seconds(params: Mapping[str, Any], shapes: Shapes, device: str 
         keep_freed_memory()  # as training does
     torch.manual_seed(0)
     model = STNDT(mcfg).to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    lr = tcfg.lr * lr_factor(0, tcfg.warmup_epochs, tcfg.max_epochs)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=tcfg.weight_decay)
     gen = torch.Generator(device=dev).manual_seed(0)
     bf16 = (dev.type == "cuda") if tcfg.bf16 is None else bool(tcfg.bf16)
     batch = torch.poisson(torch.full((min(tcfg.batch_size, shapes.n_train), mcfg.n_time, mcfg.n_neurons), 0.1,
