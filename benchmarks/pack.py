@@ -71,10 +71,9 @@ def run_row(shapes: str, device_name: str, dtype: str, k: int, steps: int, warmu
     "reduce-overhead" = CUDA graphs on a GPU), the other remedy for a launch-bound member."""
     import torch
 
-    from stndt.train.device import keep_freed_memory
-
     from stndt.model import STNDT
     from stndt.model.objective import training_loss
+    from stndt.train.device import keep_freed_memory
     from stndt.train.pack_loss import pack_loss
     from stndt.train.pack_model import MemberRNG, PackedSTNDT, seeded_state
     from stndt.train.pack_optim import PackedAdamW, clip_grad_norms_
@@ -132,7 +131,8 @@ def run_row(shapes: str, device_name: str, dtype: str, k: int, steps: int, warmu
     sec = statistics.median(times)
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _maxrss_mb() - rss0)
     return {"shapes": shapes, "device": device.type, "dtype": dtype, "pack": k,
-            "mode": f"compile:{compile_mode}" if compile_mode else "eager", "member_steps_per_s": round(k / sec, 2), "ms_per_pack_step": round(1000 * sec, 1),
+            "mode": f"compile:{compile_mode}" if compile_mode else "eager",
+            "member_steps_per_s": round(k / sec, 2), "ms_per_pack_step": round(1000 * sec, 1),
             "peak_mem_mb": round(peak, 1), "_threads": torch.get_num_threads()}
 
 

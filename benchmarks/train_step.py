@@ -62,7 +62,6 @@ def run_row(model: str, dtype: str, steps: int, warmup: int, threads: int | None
 
     from stndt.model import STNDT
     from stndt.model.objective import training_loss
-
     from stndt.train.device import keep_freed_memory
 
     if threads:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -98,20 +98,17 @@ def measure_step_seconds(params: Mapping[str, Any], shapes: Shapes, device: str 
 
     from stndt.model.objective import training_loss
     from stndt.model.stndt import STNDT
-    from stndt.train.device import keep_freed_memory
     from stndt.train.schedule import lr_factor
     from stndt.train.search_space import split_params
+    from stndt.train.setup import resolve_runtime
 
     mcfg, ocfg, tcfg = split_params(params, shapes.model_shapes())
-    dev = torch.device(device)
-    if dev.type == "cpu":
-        keep_freed_memory()  # as training does
+    dev, bf16 = resolve_runtime(replace(tcfg, device=device))  # as training runs it
     torch.manual_seed(0)
     model = STNDT(mcfg).to(dev).train()
     lr = tcfg.lr * lr_factor(0, tcfg.warmup_epochs, tcfg.max_epochs)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=tcfg.weight_decay)
     gen = torch.Generator(device=dev).manual_seed(0)
-    bf16 = (dev.type == "cuda") if tcfg.bf16 is None else bool(tcfg.bf16)
     batch = torch.poisson(torch.full((min(tcfg.batch_size, shapes.n_train), mcfg.n_time, mcfg.n_neurons), 0.1,
                                      device=dev), generator=gen)
     times = []

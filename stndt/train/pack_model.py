@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -126,6 +126,7 @@ class PackedSTNDT:
         self.rng = rng
         self.training = True
         self._casts: dict[str, Tensor] = {}
+        self._bands: dict[tuple, Tensor] = {}
 
     # ------------------------------------------------------------------------------ bookkeeping
     @property
@@ -295,14 +296,10 @@ class PackedSTNDT:
             return torch.stack([self._attend(i, qkv_i) for i, qkv_i in enumerate(qkv.unbind(0))])
         qkv = qkv.view(k_, b, t, 3, heads, hd).permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv.reshape(3, k_ * b * heads, t, hd).unbind(0)
-        if banded[0]:
-            scores = torch.baddbmm(self._band(b, heads, q.dtype), q, k.transpose(1, 2), alpha=hd ** -0.5)
-        else:
-            scores = torch.bmm(q, k.transpose(1, 2)) * hd ** -0.5
-        weights = torch.softmax(scores, dim=-1)
-        weights = weights * self._keeps(weights.view(k_, b * heads, t, t), ps).view(weights.shape)
-        a = torch.bmm(weights, v).view(k_, b, heads, t, hd)
-        return a.transpose(2, 3).reshape(k_, b, t, n)
+        band = self._band(b, heads, q.dtype) if banded[0] else None
+        a = _dropout_attention(q, k, v, band,
+                               lambda w: self._keeps(w.view(k_, b * heads, t, t), ps).view(w.shape))
+        return a.view(k_, b, heads, t, hd).transpose(2, 3).reshape(k_, b, t, n)
 
     def _band(self, b: int, heads: int, dtype: torch.dtype) -> Tensor:
         """Every member's additive band repeated over its B*H attention matrices, (K*B*H, T, T).
@@ -314,13 +311,11 @@ class PackedSTNDT:
         if torch.is_autocast_enabled(kind):
             dtype = torch.get_autocast_dtype(kind)
         key = (b, heads, dtype)
-        cache = self.__dict__.setdefault("_bands", {})
-        if key not in cache:
+        if key not in self._bands:
             t = self.context_bias[0].shape[-1]
             band = torch.stack(self.context_bias).to(dtype).view(self.size, 1, t, t)
-            cache.clear()
-            cache[key] = band.expand(self.size, b * heads, t, t).reshape(-1, t, t)
-        return cache[key]
+            self._bands = {key: band.expand(self.size, b * heads, t, t).reshape(-1, t, t)}
+        return self._bands[key]
 
     def _attend(self, i: int, qkv: Tensor) -> Tensor:
         """Member i's banded multi-head attention core, (B, T, 3N) -> (B, T, N), as EncoderLayer.temporal."""
@@ -332,14 +327,8 @@ class PackedSTNDT:
         p_attn = self.cfgs[i].dropout if self.training else 0.0
         if p_attn > 0 and qkv.device.type == "cpu":
             q, k, v = qkv.reshape(3, b * heads, t, hd).unbind(0)
-            bias = self.context_bias[i]
-            if bias is None:
-                scores = torch.bmm(q, k.transpose(1, 2)) * hd ** -0.5
-            else:
-                scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=hd ** -0.5)
-            weights = torch.softmax(scores, dim=-1)
-            weights = weights * self._keep(i, torch.empty_like(weights), p_attn)
-            a = torch.bmm(weights, v).view(b, heads, t, hd)
+            a = _dropout_attention(q, k, v, self.context_bias[i],
+                                   lambda w: self._keep(i, torch.empty_like(w), p_attn)).view(b, heads, t, hd)
         else:
             q, k, v = qkv.unbind(0)
             with self.rng.member(i):
@@ -367,3 +356,17 @@ class PackedSTNDT:
         h = self._norm(pre + "ts_norm2", z, True)
         h = self._linear(self._dropout(F.relu(self._linear(h, pre + "ts_linear1")), p), pre + "ts_linear2")
         return self._norm(pre + "ts_norm2", self._dropout_add(z, h, p), False)
+
+
+def _dropout_attention(q: Tensor, k: Tensor, v: Tensor, band: Tensor | None,
+                       keep_of: Callable[[Tensor], Tensor]) -> Tensor:
+    """EncoderLayer.temporal's CPU attention with dropout on (M, T, hd) queries, keys and values: scaled
+    scores plus the additive band (None: full context), softmax, times the keep-mask keep_of(weights),
+    times v. The one home of that arithmetic for one member and for a whole pack."""
+    hd = q.shape[-1]
+    if band is None:
+        scores = torch.bmm(q, k.transpose(1, 2)) * hd ** -0.5
+    else:
+        scores = torch.baddbmm(band, q, k.transpose(1, 2), alpha=hd ** -0.5)
+    weights = torch.softmax(scores, dim=-1)
+    return torch.bmm(weights * keep_of(weights), v)
