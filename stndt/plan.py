@@ -6,7 +6,8 @@ run; or in the run's own folder: what is left). Training cost per dataset and mo
     members x steps per epoch x epochs x seconds per step
 
 with steps per epoch = ceil(training trials / batch size), and epochs a range: early stopping cannot end a
-member before `patience` epochs (plus one validation interval), and `max_epochs` bounds it. Seconds per
+member before `patience` epochs (plus one validation interval), and `max_epochs` bounds it (the cap, also
+given in optimizer steps per member: a member stopped there has not converged). Seconds per
 step are measured: a few real training steps of member 0 of each dataset and variant, at the dataset's
 shapes, on the device the plan runs on (`--measure --device cuda` on a GPU node gives GPU-hours), or
 given (`--step-ms`). Shapes and trial counts come from the dataset's tensors file once it exists; before
@@ -177,6 +178,7 @@ def training_plan(cfg: PipelineConfig, step_s: float | None = None, measure_devi
             fewest, most = epoch_range(params)
             row = {"dataset": ds.id, "variant": variant, "members": members, "trials": shapes.n_train,
                    "steps/epoch": steps_per_epoch, "epochs min": fewest, "epochs max": most,
+                   "cap steps/member": steps_per_epoch * most,
                    "s/step": seconds, "shapes from": shapes.source}
             for label, epochs in (("hours min", fewest), ("hours max", most)):
                 row[label] = (None if seconds is None else

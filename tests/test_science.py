@@ -18,14 +18,16 @@ import pytest
 import torch
 
 from stndt.analysis.attention import rank_by_attention, received_attention
+from stndt.evaluate.pipeline import convergence_summary, members_table, unconverged_members
 from stndt.io import save_h5
 from stndt.train import bookkeeping
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.config import TrainConfig
+from stndt.train.device import cpu_has_native_bf16
 from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, val_masked_nll
 from stndt.train.loop import train_member
 from stndt.train.schedule import lr_factor
-from stndt.train.stopping import improved, should_stop
+from stndt.train.stopping import effective_patience, improved, should_stop
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,6 +76,21 @@ def test_should_stop_both_rule_boundaries():
     assert not should_stop(1000, 900, 0, 100, "both")  # loss long stalled, co-bps only 100: no
     assert not should_stop(1000, 0, 900, 100, "both")  # co-bps long stalled, loss only 100: no
     assert should_stop(1000, 0, 0, 100, "both")
+
+
+def test_patience_fraction_scales_the_wait_with_the_epoch_of_the_last_improvement():
+    # patience 100, fraction 0.5: a criterion last improved at epoch 400 waits max(100, 200) = 200 epochs
+    assert not should_stop(600, 400, 400, 100, "both", 0.5)   # 200 > 200 is false
+    assert should_stop(601, 400, 400, 100, "both", 0.5)
+    assert should_stop(501, 400, 400, 100, "both", 0.0)       # fixed patience: 101 > 100
+    # early improvements keep the floor: improved at 40 -> max(100, 20) = 100
+    assert not should_stop(140, 40, 40, 100, "both", 0.5) and should_stop(141, 40, 40, 100, "both", 0.5)
+    # each criterion gets its own patience: loss improved late (600 -> waits 300), co-bps early (100)
+    assert not should_stop(900, 100, 600, 100, "both", 0.5) and should_stop(901, 100, 600, 100, "both", 0.5)
+    assert not should_stop(599, 400, 0, 100, "cobps", 0.5) and should_stop(600, 400, 0, 100, "cobps", 0.5)
+    assert effective_patience(400, 100, 0.5) == 200 and effective_patience(-1, 100, 0.5) == 100
+    with pytest.raises(ValueError, match="patience_fraction"):
+        TrainConfig(patience_fraction=-0.1)
 
 
 def test_should_stop_cobps_rule_boundaries():
@@ -206,9 +223,9 @@ def val_tensors(tmp_path_factory) -> Path:
 def test_loop_asks_should_stop_with_the_tracked_best_epochs(val_tensors, tmp_path, monkeypatch):
     calls = []
 
-    def spy(epoch, best_cobps_epoch, best_loss_epoch, patience, rule):
-        calls.append((epoch, best_cobps_epoch, best_loss_epoch, patience, rule))
-        return should_stop(epoch, best_cobps_epoch, best_loss_epoch, patience, rule)
+    def spy(epoch, best_cobps_epoch, best_loss_epoch, patience, rule, patience_fraction):
+        calls.append((epoch, best_cobps_epoch, best_loss_epoch, patience, rule, patience_fraction))
+        return should_stop(epoch, best_cobps_epoch, best_loss_epoch, patience, rule, patience_fraction)
 
     monkeypatch.setattr(bookkeeping, "should_stop", spy)  # the rules train_member applies
     summary = train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 10, "keep_state": True},
@@ -216,12 +233,12 @@ def test_loop_asks_should_stop_with_the_tracked_best_epochs(val_tensors, tmp_pat
     assert summary["epochs_run"] == 10 and summary["stop_reason"] == "max_epochs"
     log = pd.read_csv(tmp_path / "train_log.csv")
     assert [c[0] for c in calls] == [2, 4, 6, 8, 10]                    # at every validation
-    assert all(c[3:] == (1000, "both") for c in calls)                  # patience and default rule
+    assert all(c[3:] == (1000, "both", 0.0) for c in calls)             # patience, default rule, fixed
     # the best epochs the loop passes are those of the log's columns (strict improvements, epoch 0 on)
     val_rows = log[log[VAL_CO_BPS].notna()]
     assert val_rows["epoch"].tolist() == [0, 2, 4, 6, 8, 10] and val_rows[VAL_MASKED_NLL].notna().all()
     assert log.loc[log[VAL_CO_BPS].isna(), VAL_MASKED_NLL].isna().all()  # only at validations
-    for epoch, best_c, best_l, _, _ in calls:
+    for epoch, best_c, best_l, *_ in calls:
         seen = val_rows[val_rows["epoch"] <= epoch]
         assert best_c == int(seen["epoch"].iloc[int(np.argmax(seen[VAL_CO_BPS].to_numpy()))])
         assert best_l == int(seen["epoch"].iloc[int(np.argmin(seen[VAL_MASKED_NLL].to_numpy()))])
@@ -243,12 +260,42 @@ def test_loop_stops_when_should_stop_says_so(val_tensors, tmp_path):
     assert pd.read_csv(tmp_path / "train_log.csv")["epoch"].tolist() == [0, 1, 2]
 
 
+def test_a_member_stopped_by_its_cap_is_flagged_unconverged_everywhere(val_tensors, tmp_path, caplog):
+    capped, ruled = tmp_path / "members" / "m000", tmp_path / "members" / "m001"
+    s_cap = train_member(val_tensors, None, capped, {**LOOP, "max_epochs": 4}, progress=False)
+    s_rule = train_member(val_tensors, None, ruled, {**LOOP, "max_epochs": 10, "patience": 0, "stop_rule": "cobps"},
+                          progress=False)
+    assert (s_cap["stop_reason"], s_cap["converged"]) == ("max_epochs", False)
+    assert (s_rule["stop_reason"], s_rule["converged"]) == ("early_stopping", True)
+    log_text = (capped / "train.log").read_text()
+    assert "WARNING" in log_text and "NOT CONVERGED" in log_text and "max_epochs 4" in log_text
+    assert "NOT CONVERGED" not in (ruled / "train.log").read_text()
+    table = members_table([capped, ruled], tmp_path / "members.csv")
+    assert table.set_index("member")["converged"].to_dict() == {"m000": False, "m001": True}
+    reread = pd.read_csv(tmp_path / "members.csv")
+    assert unconverged_members(reread) == ["m000"]
+    summary = convergence_summary([tmp_path / "members.csv", tmp_path / "absent.csv"])
+    assert "NOT converged" in summary and "m000" in summary and "m001" not in summary
+    assert convergence_summary([tmp_path / "absent.csv"]) is None
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    flags = "flags\t\t: fpu vme sse sse2 avx avx2 fma"
+    (tmp_path / "avx2").write_text(f"processor\t: 0\n{flags}\n")
+    (tmp_path / "bf16").write_text(f"processor\t: 0\n{flags} avx512f avx512_bf16\n")
+    (tmp_path / "amx").write_text(f"processor\t: 0\n{flags} amx_tile amx_bf16\n")
+    assert not cpu_has_native_bf16(str(tmp_path / "avx2"))
+    assert cpu_has_native_bf16(str(tmp_path / "bf16")) and cpu_has_native_bf16(str(tmp_path / "amx"))
+    assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+
+
 _NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
 
 
 @pytest.mark.parametrize("device, bf16, expected", [
     ("cpu", True, {torch.bfloat16}), ("cpu", False, {torch.float32}),
-    ("cpu", None, {torch.float32}),                               # None = bf16 on CUDA only
+    # None = bf16 on CUDA and on CPUs with bf16 matrix instructions (emulated bf16 is ~7x slower)
+    ("cpu", None, {torch.bfloat16} if cpu_has_native_bf16() else {torch.float32}),
     pytest.param("cuda", None, {torch.bfloat16}, marks=_NO_CUDA),
     pytest.param("cuda", False, {torch.float32}, marks=_NO_CUDA),
 ])

@@ -307,7 +307,8 @@ def test_damaged_state_is_set_aside_and_the_member_starts_afresh(tensors, tmp_pa
         aside = sorted(out.glob(f"{STATE_FILE}.corrupt-*"))
         assert len(aside) == 1 and aside[0].read_bytes() == data, kind
         assert re.fullmatch(r"state\.pt\.corrupt-\d{8}T\d{6}\.\d{6}Z", aside[0].name)
-        warnings = [ln for ln in (out / "train.log").read_text().splitlines() if " WARNING " in ln]
+        warnings = [ln for ln in (out / "train.log").read_text().splitlines()
+                    if " WARNING " in ln and "NOT CONVERGED" not in ln]  # trained to the cap: flagged too
         assert len(warnings) == 1 and str(out / STATE_FILE) in warnings[0], (kind, warnings)
         assert error in warnings[0] and aside[0].name in warnings[0] and "afresh" in warnings[0], kind
         assert_same_member_outputs(ref, out)

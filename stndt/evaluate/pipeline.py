@@ -20,6 +20,7 @@ from stndt.evaluate.smoothing import smoothing_rates
 from stndt.evaluate.submission import write_submission
 from stndt.io import atomic_path, load_h5, read_h5_attrs, save_h5, write_json
 from stndt.train.members import VARIANTS
+from stndt.train.stopping import converged
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ def members_table(member_dirs: Sequence[Path], out: Path) -> pd.DataFrame:
         summary = params.get("training", {})
         row.update({"best_epoch": summary.get("best_epoch"), "val nll": summary.get("val nll"),
                     "masked nll": _masked_nll_at(d / "train_log.csv", summary.get("best_epoch")),
-                    "epochs_run": summary.get("epochs_run"), "train_seconds": summary.get("train_seconds")})
+                    "epochs_run": summary.get("epochs_run"), "steps": summary.get("steps"),
+                    "stop_reason": summary.get("stop_reason"), "converged": member_converged(summary),
+                    "train_seconds": summary.get("train_seconds")})
         for phase in ("val", "test"):
             f = d / f"metrics_{phase}.json"
             if f.exists():
@@ -63,6 +66,38 @@ def members_table(member_dirs: Sequence[Path], out: Path) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     write_csv(out, table)
     return table
+
+
+def member_converged(summary: Mapping) -> bool | None:
+    """Whether a member's training summary says it converged (stopped by the rule, not the cap);
+    None when the summary has no stop reason."""
+    if "converged" in summary:
+        return bool(summary["converged"])
+    return converged(summary["stop_reason"]) if summary.get("stop_reason") else None
+
+
+def unconverged_members(table: pd.DataFrame) -> list[str]:
+    """Members of a members.csv table that did not converge (stopped by their cap; see member_converged)."""
+    if "converged" not in table.columns:
+        return []
+    return [str(m) for m, ok in zip(table["member"], table["converged"]) if str(ok) == "False"]
+
+
+def convergence_summary(tables: Sequence[Path]) -> str | None:
+    """One warning for the end of a run naming every member (of the given members.csv files that exist)
+    that stopped at its cap before converging, or None when all converged: an unconverged member's
+    numbers are not a result, and nothing else at the end of a run would say so."""
+    lines = []
+    for path in map(Path, tables):
+        if path.exists():
+            bad = unconverged_members(pd.read_csv(path))
+            if bad:
+                lines.append(f"  {path}: {', '.join(bad)}")
+    if not lines:
+        return None
+    return ("WARNING: these members stopped at their cap (training.max_epochs) before the stopping rule "
+            "fired, so they have NOT converged and their numbers are not results (members.csv column "
+            "'converged'); raise training.max_epochs and rerun:\n" + "\n".join(lines))
 
 
 def _masked_nll_at(train_log: Path, epoch) -> float | None:
@@ -88,6 +123,11 @@ def build_ensemble(table_path: Path, member_dirs: Sequence[Path], tensors_val: P
     chosen = select_ensemble(rates_val, ranking, targets_val, layout, bw, curve=curve, seed=seed,
                              member_rates_test=rates_test if targets_test is not None else None,
                              targets_test=targets_test)
+    chosen["unconverged"] = unconverged_members(table)
+    if chosen["unconverged"]:
+        log.warning("%d of %d members stopped at their cap before converging (%s): see members.csv "
+                    "'converged' and raise training.max_epochs", len(chosen["unconverged"]), len(table),
+                    ", ".join(chosen["unconverged"]))
     for phase, rates in (("val", rates_val), ("test", rates_test)):
         save_h5(out_dir / "ensemble" / f"rates_{phase}.h5", ensemble_rates(rates, chosen["members"]))
     write_csv(out_dir / "ensemble_curve.csv", curve)

@@ -23,7 +23,8 @@ from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, VAL_NLL, predict_l
     validation_metrics
 from stndt.train.outputs import write_member_outputs
 from stndt.train.setup import Member, val_mask_seed
-from stndt.train.stopping import improved, should_stop
+from stndt.train.stopping import STOP_CAP, STOP_DIVERGED, STOP_RULE, converged, effective_patience, improved, \
+    should_stop
 
 TRAIN_COLUMNS: tuple[str, ...] = ("loss", "masked_nll", "contrast", "lr")  # empty in the epoch-0 row
 
@@ -75,19 +76,21 @@ def end_epoch(m: Member, st: dict[str, Any], means: list[float], lr: float, val:
     row = {"epoch": epoch, "step": st["step"], "loss": means[0], "masked_nll": means[1],
            "contrast": means[2], "lr": lr, VAL_CO_BPS: None, VAL_NLL: None, VAL_MASKED_NLL: None}
     if not math.isfinite(means[0]):
-        st["done"], st["stop_reason"] = True, "diverged"
+        st["done"], st["stop_reason"] = True, STOP_DIVERGED
         m.log.warning("epoch %d: non-finite training loss; stopping with the best checkpoint so far", epoch)
     elif epoch % cfg.val_every == 0 or epoch == cfg.max_epochs:
         metrics = validate(m, val, epoch, device)
         row.update(metrics)
         consider(m, st, metrics, epoch)
-        if should_stop(epoch, st["best"]["epoch"], st["best_loss"]["epoch"], cfg.patience, cfg.stop_rule):
-            st["done"], st["stop_reason"] = True, "early_stopping"
-            m.log.info("epoch %d: no progress (stop rule %r, patience %d; best %s at epoch %d, best %s "
-                       "at epoch %d); stopping", epoch, cfg.stop_rule, cfg.patience, VAL_CO_BPS,
-                       st["best"]["epoch"], VAL_MASKED_NLL, st["best_loss"]["epoch"])
+        if should_stop(epoch, st["best"]["epoch"], st["best_loss"]["epoch"], cfg.patience, cfg.stop_rule,
+                       cfg.patience_fraction):
+            st["done"], st["stop_reason"] = True, STOP_RULE
+            m.log.info("epoch %d: converged (stop rule %r, patience %d, patience_fraction %g; best %s at "
+                       "epoch %d, best %s at epoch %d); stopping", epoch, cfg.stop_rule, cfg.patience,
+                       cfg.patience_fraction, VAL_CO_BPS, st["best"]["epoch"], VAL_MASKED_NLL,
+                       st["best_loss"]["epoch"])
     if epoch >= cfg.max_epochs and not st["done"]:
-        st["done"], st["stop_reason"] = True, "max_epochs"
+        st["done"], st["stop_reason"] = True, STOP_CAP
     st["elapsed_s"] = row["time_s"] = elapsed_s()
     st["log"].append(row)
     if row[VAL_CO_BPS] is not None:
@@ -102,9 +105,12 @@ def finish(m: Member, st: dict[str, Any], val: PhaseTensors, test: PhaseTensors 
     clock while the member was in it)."""
     m.model.load_state_dict(st["best"]["weights"])
     best, epochs = st["best"], st["epoch"]
+    if st["stop_reason"] == STOP_CAP:
+        m.log.warning(unconverged_message(m.train_cfg, st))
     summary = {
         "best_epoch": best["epoch"], VAL_CO_BPS: best[VAL_CO_BPS], VAL_NLL: best[VAL_NLL],
         "epochs_run": epochs, "steps": st["step"], "stop_reason": st["stop_reason"],
+        "converged": converged(st["stop_reason"]),
         "train_seconds": st["elapsed_s"],
         "seconds_per_epoch": st["elapsed_s"] / epochs if epochs else None,
         "device": device.type, "bf16": bf16, "n_parameters": n_parameters(m.model),
@@ -113,3 +119,12 @@ def finish(m: Member, st: dict[str, Any], val: PhaseTensors, test: PhaseTensors 
                          device=device, eval_batch_size=m.train_cfg.eval_batch_size)
     m.log.info("done: %s", summary)
     return summary
+
+
+def unconverged_message(cfg, st: dict[str, Any]) -> str:
+    """Why a member that reached its cap is not a result yet, and what to change."""
+    cobps_wait = effective_patience(st["best"]["epoch"], cfg.patience, cfg.patience_fraction)
+    return (f"NOT CONVERGED: stopped at the cap (max_epochs {cfg.max_epochs}, {st['step']} optimizer steps) before "
+            f"the stopping rule fired; best {VAL_CO_BPS} at epoch {st['best']['epoch']}, best {VAL_MASKED_NLL} at "
+            f"epoch {st['best_loss']['epoch']} (the rule waits {cobps_wait:g} epochs after each). Its numbers are "
+            "not those of a trained model: raise training.max_epochs (the cap) and rerun (the member retrains)")

@@ -23,6 +23,9 @@ class TrainConfig:
     max_epochs: int = 50_000
     val_every: int = 20            # epochs between validations (val co-bps decides the kept checkpoint)
     patience: int = 3_000          # epochs without progress before stopping (see stop_rule)
+    # patience scaling with the member's own progress: a criterion last improved at epoch b waits
+    # max(patience, patience_fraction * b) epochs (stndt.train.stopping); 0 = fixed (published runs)
+    patience_fraction: float = 0.0
     # "both" (the published runs, reference runner.py): stop when val co-bps AND val masked loss have
     # both gone more than `patience` epochs without improving; "cobps": at least `patience` epochs
     # since the best val co-bps (this project's earlier rule). See stndt.train.stopping.
@@ -36,7 +39,7 @@ class TrainConfig:
     grad_clip: float = 200.0       # max global gradient norm (reference MAX_GRAD_NORM)
     seed: int = 0
     device: str = "auto"           # 'auto' = CUDA when available, else CPU; or any torch device string
-    bf16: bool | None = None       # None = bfloat16 autocast on CUDA only
+    bf16: bool | None = None       # None = bfloat16 autocast where it is fast: CUDA, CPUs with AVX-512 BF16 / AMX
     num_threads: int | None = None  # torch CPU threads; None leaves torch's default
     checkpoint_every_epochs: int = 100  # resumable state.pt is saved at the first of these two limits
     checkpoint_every_s: float = 300.0
@@ -55,6 +58,9 @@ class TrainConfig:
         for name in ("lr", "grad_clip", "adam_eps", "checkpoint_every_s"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if not (isinstance(self.patience_fraction, (int, float)) and not isinstance(self.patience_fraction, bool)
+                and 0 <= self.patience_fraction <= 10):
+            raise ValueError(f"TrainConfig.patience_fraction must be a number in [0, 10], got {self.patience_fraction!r}")
         if not float(self.weight_decay) >= 0:
             raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.stop_rule not in STOP_RULES:

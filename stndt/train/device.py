@@ -58,3 +58,25 @@ def keep_freed_memory() -> bool:
         return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
     except (OSError, AttributeError):
         return False
+
+
+_NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX; Linux only).
+
+    Why it matters: with these instructions bf16 autocast makes a training step about 1.5x faster than
+    float32; without them (e.g. an AVX2-only CPU) PyTorch emulates bf16 and the same step is about 7x
+    SLOWER (measured on a 2-core AMD EPYC with AVX2: 10 s against 1.4 s per epoch of the default config).
+    So `bf16: null` (auto) uses it only where it pays.
+    """
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return any(flag in flags for flag in _NATIVE_BF16_FLAGS)
+    except OSError:
+        pass
+    return False

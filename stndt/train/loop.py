@@ -38,6 +38,7 @@ from stndt.train.outputs import LOG_FILE, attach_file_log, clear_outputs
 from stndt.train.schedule import lr_factor
 from stndt.train.search_space import split_params
 from stndt.train.setup import build_member, member_generators, resolve_runtime, run_identity
+from stndt.train.stopping import STOP_CAP
 
 log = logging.getLogger("stndt.train")
 
@@ -150,7 +151,7 @@ def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, p
             last_save_t, last_save_epoch = time.monotonic(), st["epoch"]
     bar.close()
     if st["stop_reason"] == "":
-        st["done"], st["stop_reason"] = True, "max_epochs"
+        st["done"], st["stop_reason"] = True, STOP_CAP
     save_state()  # done: a kill while writing outputs resumes straight to writing them
 
     summary = finish(m, st, val, test, device, bf16)

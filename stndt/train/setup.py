@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from stndt.train.config import TrainConfig
-from stndt.train.device import keep_freed_memory
+from stndt.train.device import cpu_has_native_bf16, keep_freed_memory
 from stndt.train.search_space import split_params
 
 # TrainConfig fields that change how a job runs but not what it computes (excluded from the
@@ -38,13 +38,16 @@ def resolve_device(name: str) -> torch.device:
 
 def resolve_runtime(train_cfg: TrainConfig) -> tuple[torch.device, bool]:
     """Apply num_threads (and, on CPU, keep_freed_memory); (device, bf16 autocast?) of a run
-    (bf16=None: on CUDA only)."""
+    (bf16=None: on CUDA, and on a CPU with bf16 matrix instructions, where it is faster than float32)."""
     if train_cfg.num_threads is not None:
         torch.set_num_threads(train_cfg.num_threads)
     device = resolve_device(train_cfg.device)
     if device.type == "cpu":
         keep_freed_memory()
-    bf16 = (device.type == "cuda") if train_cfg.bf16 is None else bool(train_cfg.bf16)
+    if train_cfg.bf16 is None:
+        bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    else:
+        bf16 = bool(train_cfg.bf16)
     return device, bf16
 
 

@@ -10,6 +10,13 @@ Two rules, chosen by TrainConfig.stop_rule:
   stop when AT LEAST `patience` epochs have passed since the best val co-bps; the loss is ignored.
 
 The two comparisons differ (``>`` vs ``>=``) because each rule is copied from its source verbatim.
+
+Patience that scales with the data (``patience_fraction``): a fixed patience is sized for one dataset.
+A member that is still improving at epoch 800 on a harder dataset deserves a longer wait than one that
+peaked at epoch 80, so the patience a criterion gets is ``max(patience, patience_fraction x the epoch of
+its last improvement)``: a member must stay stalled for that share of its own training so far. 0 (the
+default and the published runs) is the fixed patience. Whatever the patience, ``max_epochs`` caps
+training; a member stopped there before the rule fired has not converged (``converged``).
 The decision is a pure function of epoch counters, so it is tested on hand-made histories and a
 resumed run makes exactly the decisions of an uninterrupted one (the counters live in state.pt).
 """
@@ -32,16 +39,36 @@ def improved(value: float, best: float, *, lower_is_better: bool) -> bool:
     return value < best if lower_is_better else value > best
 
 
+#: Why a member stopped: the stopping rule fired (converged), the cap `max_epochs` was reached first
+#: (NOT converged: it may still have been improving), or the training loss became non-finite.
+STOP_RULE, STOP_CAP, STOP_DIVERGED = "early_stopping", "max_epochs", "diverged"
+
+
+def effective_patience(best_epoch: int, patience: int, patience_fraction: float = 0.0) -> float:
+    """The patience a criterion last improved at `best_epoch` gets: max(patience, fraction x best_epoch)."""
+    return max(float(patience), patience_fraction * max(best_epoch, 0))
+
+
 def should_stop(epoch: int, best_cobps_epoch: int, best_loss_epoch: int, patience: int,
-                rule: str = DEFAULT_STOP_RULE) -> bool:
+                rule: str = DEFAULT_STOP_RULE, patience_fraction: float = 0.0) -> bool:
     """Stop training after `epoch` (number of epochs trained so far, checked at a validation)?
 
     best_cobps_epoch / best_loss_epoch: the epochs at which val co-bps / val masked loss last
-    strictly improved. rule "both" (published): both have been stalled for more than `patience`
-    epochs. rule "cobps": at least `patience` epochs since the best co-bps (best_loss_epoch unused).
+    strictly improved. rule "both" (published): both have been stalled for more than their patience.
+    rule "cobps": at least its patience since the best co-bps (best_loss_epoch unused). The patience of
+    each is `effective_patience` (= `patience` when patience_fraction is 0).
     """
     if rule not in STOP_RULES:
         raise ValueError(f"stop rule {rule!r}: expected one of {', '.join(STOP_RULES)}")
+
+    def waited(best: int) -> float:
+        return epoch - best - effective_patience(best, patience, patience_fraction)
+
     if rule == "cobps":
-        return epoch - best_cobps_epoch >= patience
-    return epoch - best_cobps_epoch > patience and epoch - best_loss_epoch > patience
+        return waited(best_cobps_epoch) >= 0
+    return waited(best_cobps_epoch) > 0 and waited(best_loss_epoch) > 0
+
+
+def converged(stop_reason: str) -> bool:
+    """A member converged when the stopping rule ended it (not the cap, not divergence)."""
+    return stop_reason == STOP_RULE
