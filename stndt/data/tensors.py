@@ -8,8 +8,10 @@ under the group `targets` so `nlb_tools.evaluation.evaluate` can read it unchang
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -20,6 +22,21 @@ from stndt.io import save_h5
 log = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def nlb_step(where: Path, step: str) -> Iterator[None]:
+    """Turn any exception escaping nlb_tools into one NWBLayoutError naming the dataset folder (or file)
+    and the step, with the original kept as the cause.
+
+    nlb_tools and the pandas/numpy code under it fail on unexpected input with whatever error the line
+    that trips raises (IndexError, pandas' InvalidIndexError, AssertionError, ...), naming no file; the
+    command line reports only ValueError/OSError/RuntimeError cleanly, so anything else would end the
+    rule in a bare traceback.
+    """
+    try:
+        yield
+    except Exception as e:
+        raise NWBLayoutError(f"{where}: nlb_tools could not {step}: {type(e).__name__}: {e}") from e
+
 
 def load_binned(path: Path, bin_width_ms: int):
     """Load an NWB file or folder with nlb_tools and rebin it to `bin_width_ms`."""
@@ -27,8 +44,9 @@ def load_binned(path: Path, bin_width_ms: int):
 
     if bin_width_ms not in SUPPORTED_BIN_WIDTHS_MS:
         raise ValueError(f"bin_width_ms={bin_width_ms}: nlb_tools scores only {SUPPORTED_BIN_WIDTHS_MS} ms bins")
-    dataset = NWBDataset(str(path))
-    dataset.resample(bin_width_ms)
+    with nlb_step(path, f"load the NWB data and rebin it to {bin_width_ms} ms"):
+        dataset = NWBDataset(str(path))
+        dataset.resample(bin_width_ms)
     if dataset.bin_width != bin_width_ms:  # see nlb-tools-notes: a failed resample leaves 1 ms data behind
         raise RuntimeError(f"{path}: nlb_tools resample({bin_width_ms}) left bin width {dataset.bin_width}")
     return dataset
@@ -68,15 +86,15 @@ def build_phase(raw_dir: Path, layout: str, phase: str, bin_width_ms: int,
     nlb_dataset(layout)
     check_raw_dir(raw_dir, layout, need_test=(phase == "test"))
     dataset = load_binned(raw_dir, bin_width_ms)
-    try:
+    with nlb_step(raw_dir, f"build {phase} input tensors for layout {layout}"):
         data = input_tensors(dataset, layout, phase)
-    except (KeyError, AttributeError, ValueError) as e:
-        raise NWBLayoutError(f"{raw_dir}: nlb_tools could not build {phase} tensors for layout {layout}: "
-                             f"{type(e).__name__}: {e}") from e
     if phase == "val":
-        data["targets"] = target_tensors(dataset, layout, phase)
+        with nlb_step(raw_dir, f"build {phase} evaluation targets for layout {layout}"):
+            data["targets"] = target_tensors(dataset, layout, phase)
     elif hidden_path is not None:
-        data["targets"] = target_tensors(load_binned(hidden_path, bin_width_ms), layout, phase)
+        hidden = load_binned(hidden_path, bin_width_ms)
+        with nlb_step(hidden_path, f"build {phase} evaluation targets for layout {layout}"):
+            data["targets"] = target_tensors(hidden, layout, phase)
         _check_same_trials(data, data["targets"][nlb_key(layout, bin_width_ms)], hidden_path)
     _check_finite(data, raw_dir)
     return data
