@@ -204,6 +204,12 @@ def _check_training(ds: DatasetConfig, config: Mapping[str, Any], spaces_file: s
         space = space_for(spaces, ds.layout, ds.search_overrides, ds.search_space)
     except (OSError, ValueError) as e:
         raise ConfigError(f"search_spaces / datasets.{ds.id}.search_space: {e}") from e
+    searched = sorted(k for k in ds.training if isinstance(space.get(k), Mapping))
+    if searched:  # the fixed value would override every member's draw while the search goes on searching it
+        key = searched[0]
+        raise ConfigError(f"{_key_of(ds.id, config, key)}: {key!r} is searched (a range in the search space), so a "
+                          f"fixed training value would silently replace every member's sampled value; to fix it, "
+                          f"set it in search_overrides (or datasets.{ds.id}.search_overrides): {key}: <value>")
     if ds.pack > 1:
         from stndt.train.pack import SHARED_TRAIN_FIELDS
         from stndt.train.pack_model import STRUCTURAL_FIELDS

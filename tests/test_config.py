@@ -53,6 +53,20 @@ def test_bad_values_name_the_key(config, key):
         pipeline_config(config)
 
 
+@pytest.mark.parametrize("config, key", [
+    ({"training": {"lr": 0.05}, **_cfg()}, "training.lr"),
+    (_cfg(training={"dropout": 0.1}), "datasets.ds.training.dropout"),
+])
+def test_a_fixed_training_value_of_a_searched_setting_is_refused(config, key):
+    # lr and dropout are ranges in the mc_maze space: fixing them under `training` would override every
+    # member's draw while the search goes on proposing them (and fail only after the first wave)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ".*is searched.*search_overrides"):
+        pipeline_config(config)
+    # the same value as a search override fixes it for the search too, and is accepted
+    fixed = {"search_overrides": {key.rsplit(".", 1)[1]: 0.05}, **_cfg()}
+    assert pipeline_config(fixed).datasets["ds"].training == {}
+
+
 def test_dataset_settings_replace_the_global_ones():
     cfg = pipeline_config({"training": {"patience": 3000, "max_epochs": 50}, "variants": {"stndt": 5, "ndt": 2},
                            "search": {"method": "bayes", "wave_size": 4},
