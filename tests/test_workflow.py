@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, TINY, TinyRun, nothing_to_do, snakemake, write_config
+from conftest import LOCAL_ENV, ROOT, TINY, TinyRun, nothing_to_do, snakemake, write_config
 from stndt.datasets import CO_BPS, METRICS
 
 FIGURES = ["fig2_member_metrics", "fig3_ensemble", "fig4_attention", "fig5_neuron_dropping", "training_curves"]
@@ -79,6 +79,30 @@ def test_scoring_runs_inside_training_not_as_jobs(tiny_run: TinyRun):
 
 def test_rerun_has_nothing_to_do(tiny_run: TinyRun):
     assert nothing_to_do(snakemake(tiny_run.workdir, TINY, "-n"))
+
+
+def test_a_moved_checkout_plans_nothing(tiny_run: TinyRun, tmp_path: Path):
+    """A checkout moved (or re-cloned elsewhere) together with its results replans nothing: no input of
+    any rule may be an absolute path into the checkout."""
+    here = tmp_path / "checkout"
+    for part in ("workflow", "config", "envs", "stndt"):
+        shutil.copytree(ROOT / part, here / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("results", ".snakemake"):
+        shutil.copytree(tiny_run.workdir / part, here / part, symlinks=True)
+    shutil.copy(TINY, here / "config" / "tiny.yaml")
+
+    def run(where: Path, *args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", "workflow/Snakefile", "--configfile",
+               "config/tiny.yaml", "--cores", "1", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=where, env=LOCAL_ENV, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        return proc
+
+    run(here)  # the tiny run was made from another checkout: bring this one up to date (tables at most)
+    assert nothing_to_do(run(here, "-n"))
+    moved = tmp_path / "moved elsewhere"
+    shutil.move(here, moved)
+    assert nothing_to_do(run(moved, "-n"))
 
 
 def test_other_interpreter_path_and_other_dataset_space_retrain_nothing(tiny_run: TinyRun, tmp_path: Path):

@@ -28,7 +28,9 @@ def is_synthetic(dataset):
     return CFG.datasets[dataset].source == "synthetic"
 
 
-PUBLISHED = os.path.join(ROOT, "config", "published_results.csv")
+# Relative to the working directory (the checkout, for `snakemake --cores all`): an absolute path would
+# change with the checkout's place, and Snakemake reruns a job whose set of input paths changed.
+PUBLISHED = os.path.relpath(os.path.join(ROOT, "config", "published_results.csv"))
 # One environment for all jobs under --sdm conda; its PyTorch is the CUDA build (see the file).
 CONDA_ENV = "../../envs/stndt.yaml"
 TRAIN_RESOURCES = {
