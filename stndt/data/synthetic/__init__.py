@@ -7,11 +7,18 @@ wide margin, points to a bug (misaligned trials, a wrong behaviour lag, leaked t
 
 Generative model
 ----------------
-A low-dimensional latent state x(t) (1 ms grid) drives every unit through a log-linear readout,
-rate_n(t) = exp(b_n + w_n . x(t)), rescaled so each unit has a realistic mean rate (a few to a few tens
-of Hz) and a fixed log-rate modulation depth. Spikes are an inhomogeneous Poisson process of that rate
-(constant within each 1 ms bin), so binned counts are exactly Poisson(true rate x bin width). The latent
-dynamics follow the task of each layout family (`stndt.datasets.NLBDataset.family`):
+A latent state x(t) (1 ms grid, `latent_dim` dims) drives every unit through a smooth threshold-linear
+(softplus) readout of one standardised latent direction, with per-unit thresholds and gains drawn so
+that tuning depths (sd / mean of the rate) and mean rates are log-normal across units, as in cortex:
+some units sparse and deeply tuned, some weakly tuned around a high baseline. Rates grow linearly with
+the latents, a unit's peak stays below half of `max_rate_hz` on its calibration sample, and a smooth,
+strictly increasing soft ceiling bends only the rarest peaks: no rate is ever clipped to a constant. A
+slow gain fluctuation shared by all units (~1 s time scale) multiplies the rates. Spikes are an
+inhomogeneous Poisson process of that rate (constant within each 1 ms bin), so binned counts are exactly
+Poisson(true rate x bin width). Every piece of the latents is smooth, so rates vary on the time scale of
+the task (no faster than nlb_tools' 70 ms PSTH smoothing can follow). docs/synthetic-data.md compares
+the statistics with MC_Maze's and explains why they matter for psth R2. The latent dynamics follow the
+task of each layout family (`stndt.datasets.NLBDataset.family`):
 
 - mc_maze (and the MC_Maze scaling sizes), area2_bump: a condition-specific preparatory state builds up
   after target onset and is released at movement onset into damped rotations whose initial state depends
@@ -24,8 +31,10 @@ dynamics follow the task of each layout family (`stndt.datasets.NLBDataset.famil
 - dmfc_rsg: Ready-Set-Go. The state at Set stores the measured interval ts; between Set and Go it travels
   a fixed path whose traversal time is the produced interval tp, so neural speed is inversely related to
   tp and "tp corr" is meaningful (negative, as in the benchmark).
-Every trial adds its own deviation to the condition's latent states, so single-trial rates differ from
-the condition average (PSTH). Conditions are dealt out evenly within each split. A few train-file trials
+Every trial adds its own deviation to the condition's latent states (`trial_noise`), reaching trials run
+their movement dynamics at their own speed (`speed_sd`) with a neural onset jittered around the recorded
+movement onset (`onset_jitter_ms`), and the shared gain drifts (`gain_sd`): single-trial rates differ
+from the condition average (PSTH) by ~15% of their variance. Conditions are dealt out evenly within each split. A few train-file trials
 have split 'none' (ignored by nlb_tools, as in the real files); dmfc_rsg flags a fraction of its train
 trials as outliers (too-early responses, `is_outlier`), which nlb_tools masks out of the behaviour.
 

@@ -19,7 +19,7 @@ from stndt.data.synthetic.nwb import write_nwb
 from stndt.data.synthetic.reaching import build_reaching
 from stndt.data.synthetic.recording import Recording, check_recording
 from stndt.data.synthetic.rtt import build_rtt
-from stndt.data.synthetic.spikes import CHUNK_MS, poisson_spikes, unit_readout
+from stndt.data.synthetic.spikes import CHUNK_MS, poisson_spikes, shared_gain, unit_readout
 from stndt.datasets import nlb_dataset
 
 log = logging.getLogger(__name__)
@@ -70,17 +70,19 @@ def generate(layout: str, raw_dir: Path, hidden_path: Path, cfg: SyntheticConfig
         if others:
             raise ValueError(f"{raw_dir}: already holds other NWB files {others}; nlb_tools would load them "
                              "together with the generated ones")
-    rng_sched, rng_units, rng_spikes = (np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(3))
+    rng_sched, rng_units, rng_spikes, rng_gain = (np.random.default_rng(s)
+                                                  for s in np.random.SeedSequence(cfg.seed).spawn(4))
 
     rec = _BUILDERS[ds.family](layout, cfg, rng_sched)
     check_recording(rec, layout)
     n_units = cfg.n_heldin + cfg.n_heldout
     rows = np.concatenate([np.arange(tr["start_time"], tr["stop_time"], 7) for tr in rec.trials])
-    w, bias = unit_readout(rec.latents, rows, n_units, cfg, rng_units)
+    readout = unit_readout(rec.latents, rows, n_units, cfg, rng_units)
+    gain = shared_gain(rec.n_ms, cfg.gain_sd, rng_gain)
     n_chunks = math.ceil(rec.n_ms / CHUNK_MS)
     bar = tqdm(total=n_chunks + 3, desc=f"synthetic {layout}", unit="step",
                disable=rec.n_ms * n_units < _PROGRESS_MIN_WORK)  # default sizes take a few seconds: no bar
-    rates, spikes = poisson_spikes(rec.latents, w, bias, rng_spikes, progress=bar.update)
+    rates, spikes = poisson_spikes(rec.latents, readout, gain, rng_spikes, progress=bar.update)
     heldout = [False] * cfg.n_heldin + [True] * cfg.n_heldout
 
     behaviour = []

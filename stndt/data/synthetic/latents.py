@@ -1,5 +1,10 @@
 """Latent building blocks of the reaching layouts (mc_maze family, area2_bump, mc_rtt): preparatory
-states, damped rotations after movement onset, and the hand velocity read out of them."""
+states, damped rotations after movement onset, and the hand velocity read out of them.
+
+Every piece is smooth (no kinks): rates built from them vary on the time scale of a reach, as
+condition-averaged motor-cortical rates do, not faster than nlb_tools' 70 ms PSTH smoothing can follow
+(docs/synthetic-data.md: sharp true rates lose psth R2 against that smoothed target).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +12,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.special import expit
 
 _VEL_NOISE = 0.3           # motor noise in the velocity, relative to its sd
-_TAU_RISE, _TAU_PREP_FALL, _TAU_MOVE = 40.0, 250.0, 200.0  # ms; preparatory rise/fall, movement envelope
+_TAU_RISE, _TAU_PREP_FALL, _TAU_MOVE = 40.0, 250.0, 200.0  # ms; preparatory rise/fall, movement envelope peak
+_ROTATION_HZ = (0.6, 1.4)  # rotation frequencies of the movement planes (jPCA-like, Churchland et al. 2012)
 _KERNEL_SPAN_MS = (-1200, 2000)  # where one movement event's latents are non-negligible (ms from onset)
 
 
@@ -17,12 +23,18 @@ def latent_split(latent_dim: int) -> tuple[int, int]:
     return latent_dim - n_move, n_move
 
 
+def rotation_freqs(n_move: int) -> np.ndarray:
+    return np.linspace(*_ROTATION_HZ, n_move // 2)
+
+
 def add_event(x: np.ndarray, pad: int, onset: int, prep_start: int | None, p: np.ndarray, m: np.ndarray,
-              freqs_hz: np.ndarray) -> None:
+              freqs_hz: np.ndarray, speed: float = 1.0) -> None:
     """Add one movement event's latents to `x` (extended grid: row i is time i - pad ms), in place.
 
     Preparatory part: `p`, rising from `prep_start` (ms from onset; None: no preparation) and decaying
-    after onset. Movement part: damped rotations of `m` (one frequency per plane), zero before onset.
+    after onset. Movement part: damped rotations of `m` (one frequency per plane) under a smooth
+    envelope (zero, with zero slope, at onset; peak `_TAU_MOVE` ms later), run `speed` times as fast as
+    the condition's (faster reaches: faster dynamics).
     """
     lo = max(0, onset + _KERNEL_SPAN_MS[0] + pad)
     hi = min(len(x), onset + _KERNEL_SPAN_MS[1] + pad)
@@ -31,10 +43,10 @@ def add_event(x: np.ndarray, pad: int, onset: int, prep_start: int | None, p: np
     s = np.arange(lo, hi, dtype=float) - pad - onset  # ms from onset
     n_prep = len(p)
     if prep_start is not None and n_prep:
-        prep = expit((s - prep_start) / _TAU_RISE) * np.exp(-np.clip(s, 0, None) / _TAU_PREP_FALL)
+        prep = expit((s - prep_start) / _TAU_RISE) * np.exp(-_TAU_RISE * np.logaddexp(0, s / _TAU_RISE) / _TAU_PREP_FALL)
         x[lo:hi, :n_prep] += prep[:, None] * p[None, :]
-    sp = np.clip(s, 0, None)
-    env = np.where(s >= 0, sp / _TAU_MOVE * np.exp(1 - sp / _TAU_MOVE), 0.0)
+    sp = np.clip(s, 0, None) * speed
+    env = (sp / _TAU_MOVE) ** 2 * np.exp(2 * (1 - sp / _TAU_MOVE))
     ang = 2 * np.pi * freqs_hz[None, :] * sp[:, None] / 1000.0  # (time, planes)
     m0, m1 = m[0::2], m[1::2]
     cos, sin = np.cos(ang), np.sin(ang)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from stndt.data.synthetic.config import SyntheticConfig
-from stndt.data.synthetic.latents import add_event, latent_split, velocity
+from stndt.data.synthetic.latents import add_event, latent_split, rotation_freqs, velocity
 from stndt.data.synthetic.layouts import TRIAL_COLUMNS, behaviour_lag, window_extent
 from stndt.data.synthetic.recording import LEAD_IN_MS, Recording, block_start, split_plan
 
@@ -16,7 +16,7 @@ def build_reaching(layout: str, family: str, cfg: SyntheticConfig, rng: np.rando
     """mc_maze family and area2_bump: one reach (or bump) per trial, aligned on movement onset."""
     _, before, after = window_extent(layout)
     n_prep, n_move = latent_split(cfg.latent_dim)
-    freqs = np.linspace(1.0, 2.5, n_move // 2)
+    freqs = rotation_freqs(n_move)
     vel_readout = rng.standard_normal((2, n_move)) * 60.0
     area2 = family == "area2_bump"
     n_dirs = math.ceil(cfg.n_conditions / 2)
@@ -64,16 +64,19 @@ def build_reaching(layout: str, family: str, cfg: SyntheticConfig, rng: np.rando
         row["stop_time"] = onset + after + int(rng.integers(50, 150))
         trials.append(row)
         t = row["stop_time"] + int(rng.integers(0, 100))
-        # single-trial latent states: the condition's, with trial-specific deviations
+        # single-trial latent states: the condition's, with trial-specific deviations; a trial-specific
+        # speed of the movement dynamics; the neural onset jitters around the recorded movement onset
         s = cfg.trial_noise
         p = prep[c] + s * rng.standard_normal(n_prep)
-        m = move[c] * (1 + 0.5 * s * rng.standard_normal()) + 0.5 * s * rng.standard_normal(n_move)
-        events.append((onset, prep_start, p, m))
+        speed = float(np.exp(cfg.speed_sd * rng.standard_normal()))
+        m = move[c] * speed * (1 + 0.5 * s * rng.standard_normal()) + 0.5 * s * rng.standard_normal(n_move)
+        neural_onset = onset + int(round(cfg.onset_jitter_ms * rng.standard_normal()))
+        events.append((neural_onset, None if prep_start is None else prep_start + onset - neural_onset, p, m, speed))
     n_ms = t + LEAD_IN_MS
     lag = behaviour_lag(layout)
     pad = abs(lag)
     x_ext = np.zeros((n_ms + 2 * pad, cfg.latent_dim))
-    for onset, prep_start, p, m in events:
-        add_event(x_ext, pad, onset, prep_start, p, m, freqs)
+    for onset, prep_start, p, m, speed in events:
+        add_event(x_ext, pad, onset, prep_start, p, m, freqs, speed)
     return Recording(n_ms=n_ms, cut_ms=cut, trials=trials, latents=x_ext[pad:pad + n_ms],
                       behaviour=velocity(x_ext, pad, n_ms, lag, vel_readout, rng), columns=TRIAL_COLUMNS[family])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from stndt.data.synthetic.config import SyntheticConfig
-from stndt.data.synthetic.latents import add_event, latent_split, velocity
+from stndt.data.synthetic.latents import add_event, latent_split, rotation_freqs, velocity
 from stndt.data.synthetic.layouts import TRIAL_COLUMNS, behaviour_lag, nlb_params, window_extent
 from stndt.data.synthetic.recording import Recording, block_start, split_plan
 
@@ -15,7 +15,7 @@ def build_rtt(layout: str, cfg: SyntheticConfig, rng: np.random.Generator) -> Re
     lo, hi = nlb_params(layout)["make_params"]["align_range"]
     seg = hi - lo
     n_prep, n_move = latent_split(cfg.latent_dim)
-    freqs = np.linspace(1.0, 2.5, n_move // 2)
+    freqs = rotation_freqs(n_move)
     vel_readout = rng.standard_normal((2, n_move)) * 60.0
     k_prep = rng.standard_normal((n_prep, 2))
     k_move = rng.standard_normal((n_move, 2)) * 1.5
@@ -37,8 +37,9 @@ def build_rtt(layout: str, cfg: SyntheticConfig, rng: np.random.Generator) -> Re
         theta = rng.uniform(0, 2 * np.pi)
         direction = np.array([np.cos(theta), np.sin(theta)])
         p = k_prep @ direction + s * rng.standard_normal(n_prep)
-        m = k_move @ direction * (1 + 0.5 * s * rng.standard_normal()) + 0.5 * s * rng.standard_normal(n_move)
-        add_event(x_ext, pad, onset, -int(rng.integers(150, 300)), p, m, freqs)
+        speed = float(np.exp(cfg.speed_sd * rng.standard_normal()))
+        m = k_move @ direction * speed * (1 + 0.5 * s * rng.standard_normal()) + 0.5 * s * rng.standard_normal(n_move)
+        add_event(x_ext, pad, onset, -int(rng.integers(150, 300)), p, m, freqs, speed)
         onset += int(rng.integers(400, 900))
     return Recording(n_ms=n_ms, cut_ms=cut, trials=trials, latents=x_ext[pad:pad + n_ms],
                       behaviour=velocity(x_ext, pad, n_ms, lag, vel_readout, rng), columns=TRIAL_COLUMNS["mc_rtt"])
