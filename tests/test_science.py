@@ -279,6 +279,18 @@ def test_a_member_stopped_by_its_cap_is_flagged_unconverged_everywhere(val_tenso
     assert convergence_summary([tmp_path / "absent.csv"]) is None
 
 
+def test_a_diverged_member_is_not_reported_as_stopped_by_its_cap(tmp_path):
+    table = pd.DataFrame({"member": ["m000", "m001", "m002"], "converged": [False, False, True],
+                          "stop_reason": ["max_epochs", "diverged", "early_stopping"]})
+    table.to_csv(tmp_path / "members.csv", index=False)
+    assert unconverged_members(table) == ["m000", "m001"]
+    assert unconverged_members(table, "max_epochs") == ["m000"]
+    summary = convergence_summary([tmp_path / "members.csv"])
+    cap_part, div_part = summary.split("non-finite")
+    assert "m000" in cap_part and "m001" not in cap_part
+    assert "m001" in div_part and "m000" not in div_part and "m002" not in summary
+
+
 def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
     flags = "flags\t\t: fpu vme sse sse2 avx avx2 fma"
     (tmp_path / "avx2").write_text(f"processor\t: 0\n{flags}\n")

@@ -20,7 +20,7 @@ from stndt.evaluate.smoothing import smoothing_rates
 from stndt.evaluate.submission import write_submission
 from stndt.io import atomic_path, load_h5, read_h5_attrs, save_h5, write_json
 from stndt.train.members import VARIANTS
-from stndt.train.stopping import converged
+from stndt.train.stopping import STOP_CAP, converged
 
 log = logging.getLogger(__name__)
 
@@ -76,28 +76,42 @@ def member_converged(summary: Mapping) -> bool | None:
     return converged(summary["stop_reason"]) if summary.get("stop_reason") else None
 
 
-def unconverged_members(table: pd.DataFrame) -> list[str]:
-    """Members of a members.csv table that did not converge (stopped by their cap; see member_converged)."""
+def unconverged_members(table: pd.DataFrame, reason: str | None = None) -> list[str]:
+    """Members of a members.csv table that did not converge (see member_converged); with `reason`
+    (STOP_CAP or STOP_DIVERGED), only those that stopped for that reason."""
     if "converged" not in table.columns:
         return []
-    return [str(m) for m, ok in zip(table["member"], table["converged"]) if str(ok) == "False"]
+    bad = table[table["converged"].astype(str) == "False"]
+    if reason is not None and "stop_reason" in bad.columns:
+        bad = bad[bad["stop_reason"].astype(str) == reason]
+    return [str(m) for m in bad["member"]]
 
 
 def convergence_summary(tables: Sequence[Path]) -> str | None:
     """One warning for the end of a run naming every member (of the given members.csv files that exist)
-    that stopped at its cap before converging, or None when all converged: an unconverged member's
-    numbers are not a result, and nothing else at the end of a run would say so."""
-    lines = []
+    that did not converge, or None when all converged: an unconverged member's numbers are not a result,
+    and nothing else at the end of a run would say so. Members stopped by the cap and members whose loss
+    diverged are listed apart, because the remedies differ (a larger cap vs a smaller learning rate)."""
+    capped, diverged = [], []
     for path in map(Path, tables):
         if path.exists():
-            bad = unconverged_members(pd.read_csv(path))
-            if bad:
-                lines.append(f"  {path}: {', '.join(bad)}")
-    if not lines:
-        return None
-    return ("WARNING: these members stopped at their cap (training.max_epochs) before the stopping rule "
-            "fired, so they have NOT converged and their numbers are not results (members.csv column "
-            "'converged'); raise training.max_epochs and rerun:\n" + "\n".join(lines))
+            table = pd.read_csv(path)
+            cap = unconverged_members(table, STOP_CAP)
+            div = [m for m in unconverged_members(table) if m not in cap]
+            if cap:
+                capped.append(f"  {path}: {', '.join(cap)}")
+            if div:
+                diverged.append(f"  {path}: {', '.join(div)}")
+    parts = []
+    if capped:
+        parts.append("WARNING: these members stopped at their cap (training.max_epochs) before the stopping "
+                     "rule fired, so they have NOT converged and their numbers are not results (members.csv "
+                     "column 'converged'); raise training.max_epochs and rerun:\n" + "\n".join(capped))
+    if diverged:
+        parts.append("WARNING: these members stopped because their training loss became non-finite "
+                     "(members.csv stop_reason 'diverged'); they are not results: lower the learning rate "
+                     "(search_overrides.lr) or check the data:\n" + "\n".join(diverged))
+    return "\n".join(parts) if parts else None
 
 
 def _masked_nll_at(train_log: Path, epoch) -> float | None:
