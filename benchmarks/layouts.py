@@ -45,7 +45,7 @@ METHODS = {"oracle": "oracle (true rates)", "smoothing": "smoothing", "stndt_sin
 
 def layout_config(layout: str, sizes: dict, default: dict, members: int, results: Path) -> dict:
     """A one-dataset config with the default config's training settings."""
-    cfg = {k: default[k] for k in ("seed", "bin_width_ms", "search_spaces", "search_overrides", "training",
+    cfg = {k: default[k] for k in ("seed", "bin_width_ms", "search_spaces", "search_overrides", "training", "evaluation",
                                    "resources", "search") if k in default}
     cfg["search_spaces"] = str(ROOT / cfg.get("search_spaces", "config/search_spaces.yaml"))
     cfg.update(results_dir=str(results), variants={"stndt": members, "ndt": 0, "no_contrast": 0},

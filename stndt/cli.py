@@ -83,14 +83,19 @@ def _tensor_args(p):
     p.add_argument("--phase", required=True, choices=("val", "test"))
     p.add_argument("--bin-width", type=int, default=5, help="bin width in ms (5 or 20)")
     p.add_argument("--hidden", type=Path, help="complete recording with test targets (synthetic data)")
+    p.add_argument("--holdout", type=float, default=0.0,
+                   help="val phase: share of the eval trials set aside from every selection (evaluation.holdout)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the holdout draw")
     p.add_argument("--out", required=True, type=Path)
 
 
 @command("tensors", "bin a dataset with nlb_tools and write one phase's tensors")(_tensor_args)
 def _tensors(a):
-    from stndt.data.tensors import build_phase, write_phase
+    from stndt.data.tensors import add_holdout, build_phase, write_phase
 
     data = build_phase(a.raw, a.layout, a.phase, a.bin_width, a.hidden)
+    if a.phase == "val":
+        add_holdout(data, a.layout, a.bin_width, a.holdout, a.seed)
     write_phase(a.out, data, a.layout, a.phase, a.bin_width)
 
 
@@ -237,6 +242,32 @@ def _ensemble(a):
     build_ensemble(a.table, a.members, a.val, a.test, a.out_dir, a.seed)
 
 
+def _paired_args(p):
+    p.add_argument("--member", nargs=2, action="append", required=True, metavar=("SET", "DIR"),
+                   help="a member folder of a set (stndt: those paired with the variants' members)")
+    p.add_argument("--val", required=True, type=Path, help="val-phase tensors")
+    p.add_argument("--test", required=True, type=Path, help="test-phase tensors")
+    p.add_argument("--truth", type=Path, help="truth.h5 of a synthetic dataset")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and the honest split")
+    p.add_argument("--out", required=True, type=Path, help="paired_ablation.csv")
+
+
+@command("paired-ablation", "STNDT against each variant on equal pools of the same draws")(_paired_args)
+def _paired_ablation(a):
+    from stndt.evaluate.paired import paired_ablation
+    from stndt.io import atomic_path
+
+    sets: dict[str, list[Path]] = {}
+    for name, d in a.member:
+        sets.setdefault(name, []).append(Path(d))
+    if "stndt" not in sets or len(sets) < 2:
+        raise ValueError("paired-ablation: give --member stndt DIR and the members of at least one variant")
+    stndt = sets.pop("stndt")
+    table = paired_ablation(stndt, sets, a.val, a.test, a.seed, a.truth)
+    with atomic_path(a.out) as tmp:
+        table.to_csv(tmp, index=False)
+
+
 def _smoothing_args(p):
     p.add_argument("--tensors", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
@@ -307,6 +338,8 @@ def _tables_args(p):
     p.add_argument("--dataset", nargs=3, action="append", required=True, metavar=("ID", "LAYOUT", "BASELINES_CSV"),
                    help="one per dataset: its id, NLB layout and baselines.csv")
     p.add_argument("--synthetic", nargs="*", default=[], help="ids of synthetic datasets (no published rows)")
+    p.add_argument("--paired", nargs=2, action="append", metavar=("ID", "PAIRED_CSV"),
+                   help="a dataset's paired_ablation.csv (Table 3/4 on equal pools)")
     p.add_argument("--published", type=Path, default=Path("config/published_results.csv"))
     p.add_argument("--out-dir", required=True, type=Path)
 
@@ -315,15 +348,16 @@ def _tables_args(p):
 def _tables(a):
     import pandas as pd
 
+    from stndt.paper.tables import PAIRED_NOTE
+    from stndt.paper.tables import READING_NOTE as cite
     from stndt.paper.tables import ablation_table, load_published, main_table, scaling_table, write_table
 
     results = {ds: (layout, pd.read_csv(path)) for ds, layout, path in a.dataset}
     main = main_table(results, load_published(a.published), set(a.synthetic))
-    cite = ("Published: Le & Shlizerman, STNDT, NeurIPS 2022 (NLB'21 hidden test split). Ours: test split "
-            "where its targets are known (synthetic data), else the local val split.")
     write_table(main, a.out_dir / "table1_main.csv", "Table 1/2: STNDT and baselines", cite)
-    write_table(ablation_table(main), a.out_dir / "table3_ablation.csv",
-                "Table 3/4: contrastive-loss ablation", cite)
+    paired = {ds: pd.read_csv(path) for ds, path in a.paired or []}
+    write_table(ablation_table(main, paired), a.out_dir / "table3_ablation.csv",
+                "Table 3/4: ablations on equal pools of the same draws", f"{cite} {PAIRED_NOTE}")
     scaling = scaling_table(main)
     if len(scaling):
         write_table(scaling, a.out_dir / "table_scaling.csv", "MC_Maze scaling (large / medium / small)", cite)

@@ -44,6 +44,7 @@ class DatasetConfig:
     search_overrides: dict = field(default_factory=dict)  # search-space entries replacing the file's
     search: dict = field(default_factory=lambda: dict(DEFAULT_SEARCH))  # method, wave_size
     pack: int = 1                      # members trained together in one job on one device (training.pack)
+    holdout: float = 0.0               # evaluation.holdout: share of val trials no selection may read
 
     @property
     def family(self) -> str:
@@ -74,7 +75,7 @@ class PipelineConfig:
 
 # Dataset keys that are not DatasetConfig fields of the same meaning, or that are merged with the global
 # sections of the same name.
-_MERGED_KEYS = ("variants", "training", "search_overrides", "search")
+_MERGED_KEYS = ("variants", "training", "search_overrides", "search", "evaluation")
 
 
 def _variants(where: str, global_counts: Mapping[str, Any] | None, own: Mapping[str, Any] | None) -> dict[str, int]:
@@ -110,6 +111,20 @@ def _search(where: str, global_search: Mapping[str, Any] | None, own: Mapping[st
     return out
 
 
+def _holdout(where: str, global_eval: Mapping[str, Any] | None, own: Mapping[str, Any] | None) -> float:
+    """evaluation.holdout (a dataset's own `evaluation:` replaces the top-level one)."""
+    value = 0.0
+    for scope, mapping in (("evaluation", global_eval or {}), (f"{where}.evaluation", own or {})):
+        for key, v in mapping.items():
+            if key != "holdout":
+                raise ConfigError(f"{scope}.{key}: unknown key; allowed: holdout")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 0.5:
+                raise ConfigError(f"{scope}.holdout: must be a number in [0, 0.5] (share of the val trials "
+                                  f"set aside from every selection), got {v!r}")
+            value = float(v)
+    return value
+
+
 def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfig:
     where = f"datasets.{ds_id}"
     if not isinstance(entry, dict):
@@ -117,7 +132,7 @@ def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfi
     if "members" in entry:
         raise ConfigError(f"{where}.members: member counts are set per model variant, e.g. "
                           f"`variants: {{stndt: {entry['members']}, ndt: 20}}` (top level, or inside the dataset)")
-    known = ({f.name for f in fields(DatasetConfig)} - {"id", "pack"}) | set(_MERGED_KEYS)
+    known = ({f.name for f in fields(DatasetConfig)} - {"id", "pack", "holdout"}) | set(_MERGED_KEYS)
     unknown = sorted(set(entry) - known)
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(known))}")
@@ -157,6 +172,7 @@ def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfi
         training=training,
         search_overrides={**(config.get("search_overrides") or {}), **(entry.get("search_overrides") or {})},
         search=search, pack=pack,
+        holdout=_holdout(where, config.get("evaluation"), entry.get("evaluation")),
     )
 
 

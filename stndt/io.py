@@ -204,3 +204,36 @@ def link_files(src_dir: str | os.PathLike, outputs: list[str | os.PathLike], log
     if log is not None:
         with atomic_path(log) as tmp:
             tmp.write_text("\n".join(done) + "\n")
+
+
+RESULTS_LOCK = ".stndt.lock"
+
+
+def lock_results(results_dir: str | os.PathLike):
+    """Hold an exclusive lock on a results folder for the life of this process (the main Snakemake
+    process: the Snakefile's onstart), or raise naming the run that holds it.
+
+    Snakemake locks the working directory it runs in, not an absolute `results_dir` that two checkouts
+    share: their runs would stage into the same folders and delete each other's outputs as incomplete.
+    An OS file lock (flock) is released when its process ends, even on kill -9, so it never goes stale.
+    Returns the open lock file; keep a reference to it."""
+    import fcntl
+    import socket
+
+    path = Path(results_dir) / RESULTS_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RuntimeError(f"{Path(results_dir).resolve()} is in use by another Snakemake run ({holder}); "
+                           "two runs must not share a results folder: wait for it to finish, or give this "
+                           "run its own results_dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}, working directory {os.getcwd()}\n")
+    handle.flush()
+    return handle

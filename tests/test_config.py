@@ -89,4 +89,8 @@ def test_shipped_configs_are_valid():
     assert {d.variants["stndt"] for d in paper.datasets.values()} == {120}
     assert paper.datasets["dmfc_rsg"].training["patience"] == 4000
     assert paper.datasets["area2_bump"].training["patience"] == 2500
+    # the reference's NUM_UPDATES (epoch cap and cosine horizon): 40,001 for area2_bump, 50,501 elsewhere
+    assert {d: c.training["max_epochs"] for d, c in paper.datasets.items() if d in ("area2_bump", "mc_maze")} \
+        == {"area2_bump": 40001, "mc_maze": 50501}
+    assert {d.holdout for d in paper.datasets.values()} == {0.0}  # the authors selected on every val trial
     assert all(d.training["bf16"] is False for d in paper.datasets.values())

@@ -5,6 +5,7 @@ behaviour linear in the latents, condition PSTHs + eval_cond_idx, forward-predic
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import h5py
@@ -562,3 +563,15 @@ def test_baselines_refuse_incomplete_or_unknown_inputs(baseline_files, tmp_path)
     twice = ["baselines", "--out", str(tmp_path / "x.csv"), "--baseline-metrics", "smoothing", "val", "a.json",
              "--baseline-metrics", "smoothing", "val", "b.json"]
     assert main(twice) == 1 and not (tmp_path / "x.csv").exists()
+
+
+def test_paired_difference_is_the_mean_of_pairs_with_a_bootstrap_interval():
+    from stndt.evaluate.paired import paired_difference
+
+    a, b = [0.30, 0.32, 0.31, 0.29], [0.31, 0.34, 0.31, 0.30]
+    d = paired_difference(a, b, seed=0)
+    assert d["value"] == pytest.approx(0.01) and d["n_pairs"] == 4
+    assert d["ci_low"] <= d["value"] <= d["ci_high"] and d["ci_low"] >= 0.0   # every pair >= 0
+    assert paired_difference(a, b, seed=0) == d                                # seeded
+    one = paired_difference([0.3], [0.35], seed=0)
+    assert one["value"] == pytest.approx(0.05) and math.isnan(one["ci_low"])   # no interval from one pair

@@ -33,10 +33,10 @@ def test_training_plan_multiplies_members_steps_epochs_and_step_time():
     rows = {(r["dataset"], r["variant"]): r for r in training_plan(cfg, step_s=0.1)}
     assert len(rows) == 7 * 3
     r = rows[("mc_maze", "stndt")]
-    # 120 members x ceil(1721 / 64) = 27 steps x 3020..50000 epochs x 0.1 s
-    assert (r["members"], r["steps/epoch"], r["epochs min"], r["epochs max"]) == (120, 27, 3020, 50000)
+    # 120 members x ceil(1721 / 64) = 27 steps x 3020..50501 epochs (the reference's NUM_UPDATES) x 0.1 s
+    assert (r["members"], r["steps/epoch"], r["epochs min"], r["epochs max"]) == (120, 27, 3020, 50501)
     assert r["hours min"] == pytest.approx(120 * 27 * 3020 * 0.1 / 3600)
-    assert r["hours max"] == pytest.approx(120 * 27 * 50000 * 0.1 / 3600)
+    assert r["hours max"] == pytest.approx(120 * 27 * 50501 * 0.1 / 3600)
     assert rows[("dmfc_rsg", "ndt")]["members"] == 20 and rows[("dmfc_rsg", "ndt")]["epochs min"] == 4020
 
 

@@ -396,6 +396,8 @@ def _baselines(cobps: float) -> pd.DataFrame:
     return pd.DataFrame({
         "method": ["stndt_ensemble", "stndt_single", "no_contrast_ensemble", "smoothing"],
         "phase": ["val"] * 4,
+        "split": ["val"] * 4,
+        "selected on": ["val", "val", "val", "none (fixed settings)"],
         "co-bps": [cobps, cobps - 0.01, cobps - 0.02, 0.2],
         "vel R2": [0.9, 0.89, 0.88, 0.6],
         "psth R2": [0.6, 0.59, 0.58, 0.2],
@@ -430,16 +432,19 @@ def tables():
 def test_published_rows_stand_beside_ours(tables):
     main, _ = tables
     maze = main[main["dataset"] == "mc_maze"]
-    pub = maze[maze["source"] == "published (NLB test split)"]
-    ours = maze[maze["source"] == "ours (val split)"]
+    pub = maze[maze["source"] == "published"]
+    ours = maze[maze["source"] == "ours"]
     assert len(ours) == 4 and set(ours["method"]) == {"STNDT", "STNDT without contrastive", "Smoothing"}
     # the published STNDT rows, values unchanged; GPFA is not among the methods shown
     assert pub[["method", "variant"]].values.tolist() == [["STNDT", "ensemble"], ["STNDT", "single"]]
     row = pub[pub["variant"] == "ensemble"].iloc[0]
     assert (row["co-bps"], row["vel R2"], row["psth R2"], row["fp-bps"]) == (0.3862, 0.9095, 0.6693, 0.2686)
     assert row["layout"] == "mc_maze"
+    # every row says what it is scored on and what it was selected on; published ones: the hidden test
+    assert set(pub["split"]) == {"NLB hidden test"} and set(ours["split"]) == {"val"}
+    assert ours.loc[ours["method"] == "Smoothing", "selected on"].tolist() == ["none (fixed settings)"]
     # no published rows for a synthetic dataset, nor for a configured-but-absent dataset (mc_rtt)
-    assert set(main.loc[main["dataset"] == "synth", "source"]) == {"ours (val split)"}
+    assert set(main.loc[main["dataset"] == "synth", "source"]) == {"ours"}
     assert "mc_rtt" not in set(main["dataset"])
     # tp corr is defined for no row here: no such column
     assert "tp corr" not in main.columns
@@ -449,11 +454,11 @@ def test_missing_published_cells_stay_empty(tables):
     from stndt.paper.tables import to_markdown
 
     main, _ = tables
-    medium = main[(main["dataset"] == "mc_maze_medium") & (main["source"] == "published (NLB test split)")]
+    medium = main[(main["dataset"] == "mc_maze_medium") & (main["source"] == "published")]
     assert len(medium) == 1 and math.isnan(medium["vel R2"].iloc[0]) and medium["co-bps"].iloc[0] == 0.3142
     line = next(ln for ln in to_markdown(main).splitlines() if "mc_maze_medium | published" in ln)
-    # | mc_maze_medium | mc_maze_medium | published (NLB test split) | STNDT | ensemble | 0.3142 |  | 0.6031 | 0.2276 |
-    assert line.split("|")[6:10] == [" 0.3142 ", "  ", " 0.6031 ", " 0.2276 "]
+    # | mc_maze_medium | mc_maze_medium | published | STNDT | ensemble | NLB hidden test | val (authors) | 0.3142 |  | ...
+    assert line.split("|")[8:12] == [" 0.3142 ", "  ", " 0.6031 ", " 0.2276 "]
 
 
 def test_scaling_table_is_large_medium_small_with_published_rows(tables):
@@ -462,9 +467,9 @@ def test_scaling_table_is_large_medium_small_with_published_rows(tables):
     assert order == ["mc_maze_large", "mc_maze_medium", "mc_maze_small"]
     for name, pub_cobps in [("mc_maze_large", 0.3735), ("mc_maze_medium", 0.3142), ("mc_maze_small", 0.2552)]:
         rows = scaling[scaling["layout"] == name]
-        pub = rows[rows["source"] == "published (NLB test split)"]
+        pub = rows[rows["source"] == "published"]
         assert pub["co-bps"].tolist() == [pub_cobps]
-        assert (rows["source"] == "ours (val split)").sum() == 4
+        assert (rows["source"] == "ours").sum() == 4
     assert "mc_maze" not in set(scaling["layout"])
 
 
@@ -473,7 +478,7 @@ def test_repo_published_csv_feeds_the_real_dataset_branch():
 
     main = main_table({"mc_maze": ("mc_maze", _baselines(0.35))},
                       load_published(REPO / "config" / "published_results.csv"), synthetic=set())
-    pub = main[(main["source"] == "published (NLB test split)") & (main["method"] == "STNDT")]
+    pub = main[(main["source"] == "published") & (main["method"] == "STNDT")]
     # the paper's Table 1, MC_Maze: STNDT ensemble co-bps 0.3862, single 0.3691
     assert dict(zip(pub["variant"], pub["co-bps"])) == {"ensemble": 0.3862, "single": 0.3691}
 

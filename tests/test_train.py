@@ -259,6 +259,30 @@ def test_kill_9_and_resume_is_bitwise_identical(tensors, tmp_path):
     assert not (run_dir / STATE_FILE).exists()
 
 
+def test_sigterm_saves_the_state_logs_why_and_the_rerun_resumes(tensors, tmp_path):
+    """SLURM's SIGTERM before a time-limit kill or a preemption: the epoch in progress ends, the state is
+    saved (periodic saves are off here, so only the signal can have saved it) and the log says so."""
+    params = {**RESUME_PARAMS, "max_epochs": 150, "checkpoint_every_epochs": 100000, "checkpoint_every_s": 1e9}
+    log_file = tmp_path / "train.log"
+    proc = start_runner(RUNNER, str(tensors[0]), str(tensors[1]), str(tmp_path), json.dumps(params))
+    t0 = time.monotonic()
+    while not (log_file.exists() and "parameters" in log_file.read_text()):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.monotonic() - t0 < 60, "training did not start"
+        time.sleep(0.02)
+    time.sleep(1.0)  # some epochs in
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    text = log_file.read_text()
+    assert "SIGTERM received" in text and "terminated by SIGTERM after epoch" in text
+    saved = torch.load(tmp_path / STATE_FILE, map_location="cpu", weights_only=False)
+    assert f"after epoch {saved['epoch']}:" in text and 1 <= saved["epoch"] < 150
+    assert not any((tmp_path / f).exists() for f in OUTPUT_FILES)
+    rerun = start_runner(RUNNER, str(tensors[0]), str(tensors[1]), str(tmp_path), json.dumps(params))
+    assert rerun.wait(timeout=300) == 0, rerun.stderr.read()[-2000:]
+    assert f"resumed from {tmp_path / STATE_FILE} at epoch {saved['epoch']}" in log_file.read_text()
+
+
 def test_finished_state_rewrites_outputs_without_training(tensors, tmp_path):
     """A kill while outputs are written leaves a state marked done: the rerun only writes outputs."""
     val, test = tensors

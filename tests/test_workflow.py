@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -56,6 +57,19 @@ def test_output_contract(tiny_run: TinyRun):
     assert set(baselines["phase"]) == {"val", "test"} and set(METRICS[:4]) <= set(baselines.columns)
     oracle = baselines[(baselines["method"] == "oracle") & (baselines["phase"] == "val")].iloc[0]
     assert oracle["rate R2"] == pytest.approx(1.0)
+    assert set(baselines["split"]) == {"val", "val split-half", "test"}  # every row says what it is
+    # the paired ablation: equal pools (2 STNDT members against each variant's 2), paired differences
+    paired = pd.read_csv(ds / "paired_ablation.csv")
+    assert set(paired["comparison"]) == {"ndt", "no_contrast"} and set(paired["k"]) == {2}
+    diff = paired[(paired["kind"] == "paired difference") & (paired["split"] == "test") & (paired["metric"] == CO_BPS)]
+    assert len(diff) == 2 and (diff["ci_low"] <= diff["value"]).all() and (diff["value"] <= diff["ci_high"]).all()
+    for comparison, d in diff.set_index("comparison").iterrows():
+        prefix = f"variants/{comparison}/members"
+        own = [json.loads((ds / prefix / m / "metrics_test.json").read_text())[CO_BPS] for m in ("m000", "m001")]
+        base = [json.loads((ds / "members" / m / "metrics_test.json").read_text())[CO_BPS] for m in ("m000", "m001")]
+        assert d["value"] == pytest.approx(np.mean(own) - np.mean(base))
+    ablation = (res / "paper" / "tables" / "table3_ablation.md").read_text()
+    assert "paired difference" in ablation and "bootstrap 95% interval" in ablation
     with h5py.File(ds / "submission.h5") as f:
         assert set(f["mc_maze_20"]) >= {"eval_rates_heldin", "eval_rates_heldout"}
     for table in ("table1_main", "table3_ablation"):
@@ -255,3 +269,54 @@ def test_bayesian_wave_is_proposed_from_the_first_waves_results(packed_bayes_run
     stndt = json.loads((ds / "members" / "m001" / "params.json").read_text())["given"]
     assert {k: v for k, v in ndt.items() if k not in ("spatial", "contrastive")} == \
         {k: v for k, v in stndt.items() if k not in ("spatial", "contrastive")}
+
+
+def test_a_damaged_wave_file_is_named_and_a_deleted_one_is_proposed_again(packed_bayes_run: TinyRun, tmp_path: Path):
+    work = tmp_path / "copy"
+    shutil.copytree(packed_bayes_run.workdir, work, symlinks=True)
+    config = work / "config.yaml"
+    wave = work / "results" / "tiny" / "search" / "wave001.json"
+    original = wave.read_text()
+    wave.write_text(original[: len(original) // 2])
+    proc = snakemake(work, config, "-n", *PACKED_TARGETS, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "wave001.json: damaged Bayesian-search wave file" in out and "Delete it" in out
+    wave.unlink()
+    dry = snakemake(work, config, "-n", check=False)  # the default target asks for the wave files
+    assert "propose_wave" in dry.stdout + dry.stderr
+    run = snakemake(work, config, "results/tiny/search/wave001.json", *PACKED_TARGETS)
+    assert wave.read_text() == original and "rule train:" not in run.stdout + run.stderr
+
+
+def test_a_results_folder_in_use_by_another_checkout_is_refused(tmp_path: Path):
+    from stndt.io import lock_results
+
+    shared = tmp_path / "shared results"
+    config = yaml.safe_load(TINY.read_text())
+    config["results_dir"] = str(shared)
+    work = tmp_path / "second checkout"
+    work.mkdir()
+    held = lock_results(shared)  # the first checkout's run, still going
+    try:
+        proc = snakemake(work, write_config(work / "config.yaml", config), check=False)
+    finally:
+        held.close()
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "is in use by another Snakemake run" in out and f"pid {os.getpid()}" in out
+    assert not (shared / "tiny").exists()  # nothing was staged into the folder in use
+
+
+def test_a_failed_member_that_stalls_the_bayesian_search_is_named_with_its_log(tmp_path: Path):
+    config = yaml.safe_load(TINY.read_text())
+    config["variants"] = {"stndt": 3}
+    config["search"] = {"method": "bayes", "wave_size": 2}
+    cfg = write_config(tmp_path / "config.yaml", config)
+    blocker = tmp_path / "results" / "tiny" / "packs" / "m000" / "m000"  # m000 cannot write its folder
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a folder")
+    proc = snakemake(tmp_path, cfg, "--keep-going", "results/tiny/members.csv", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "waits for members that did not finish" in out
+    assert "tiny: m000 (job logs: results/logs/train/tiny/m000.log)" in out  # m001 finished: not named
+    assert (tmp_path / "results" / "tiny" / "members" / "m001" / "params.json").exists()

@@ -133,6 +133,20 @@ def window_start_ms(layout: str) -> float:
     return -float(p.get("eval_tensor_params", {}).get("seg_len", 0))
 
 
+def add_holdout(data: dict, layout: str, bin_width_ms: int, fraction: float, seed: int) -> None:
+    """Store the val holdout (stndt.evaluate.holdout) in a val phase's tensors: stratified by the
+    conditions of nlb_tools' PSTH targets where the layout has them. Nothing is added for fraction 0."""
+    from stndt.evaluate.holdout import HOLDOUT_KEY, holdout_trials
+    from stndt.evaluate.metrics import normalize_cond_idx
+
+    if fraction == 0:
+        return
+    targets = data["targets"][nlb_key(layout, bin_width_ms)]
+    conds = targets.get("eval_cond_idx")
+    conds = None if conds is None else normalize_cond_idx(conds, "targets eval_cond_idx")
+    data[HOLDOUT_KEY] = holdout_trials(len(data["eval_spikes_heldin"]), fraction, seed, conds)
+
+
 def write_phase(path: Path, data: dict, layout: str, phase: str, bin_width_ms: int) -> None:
     """Write the tensors atomically, with layout / phase / bin width as file attributes."""
     save_h5(path, data, attrs={"layout": layout, "phase": phase, "bin_width_ms": bin_width_ms})

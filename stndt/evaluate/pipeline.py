@@ -8,14 +8,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from stndt.data.tensors import read_layout
 from stndt.datasets import METRICS, RATE_R2, nlb_dataset, nlb_key
-from stndt.evaluate.ensemble import ensemble_curve, ensemble_rates, rank_members, select_ensemble
-from stndt.evaluate.metrics import has_targets, load_rates, load_targets, rate_r2, score
+from stndt.evaluate.ensemble import ensemble_curve, ensemble_rates, rank_members, select_ensemble, subset_eval_trials
+from stndt.evaluate.holdout import read_holdout, selection_trials
+from stndt.evaluate.metrics import group, has_targets, load_rates, load_targets, rate_r2, score
 from stndt.evaluate.smoothing import smoothing_rates
 from stndt.evaluate.submission import write_submission
 from stndt.io import atomic_path, load_h5, read_h5_attrs, save_h5, write_json
@@ -32,15 +34,41 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
 
 def score_rates(rates_path: Path, tensors_path: Path, out: Path, truth_path: Path | None = None,
                 rates_group: str | None = None) -> dict:
-    """Score one rates file on its phase's targets; add R2 against the true rates when known."""
-    layout, bw = read_layout(tensors_path)
+    """Score one rates file on its phase's targets (see phase_metrics) and write the metrics json."""
+    layout, _ = read_layout(tensors_path)
     phase = str(read_h5_attrs(tensors_path)["phase"])
-    rates = load_rates(rates_path, rates_group)
-    metrics = score(load_targets(tensors_path), rates, layout, bw)
-    if truth_path is not None:
-        metrics[RATE_R2] = rate_r2(rates, load_rates(truth_path, phase), nlb_key(layout, bw))
-    write_json(out, {"phase": phase, "layout": layout, "rates": str(rates_path), **metrics})
+    truth = load_rates(truth_path, phase) if truth_path is not None else None
+    metrics, holdout = phase_metrics(load_rates(rates_path, rates_group), tensors_path, truth)
+    extra = {"trials": "selection", "holdout": holdout, "n_holdout": int(read_holdout(tensors_path).size)} \
+        if holdout is not None else {}
+    write_json(out, {"phase": phase, "layout": layout, "rates": str(rates_path), **metrics, **extra})
     return metrics
+
+
+def phase_metrics(rates: Mapping, tensors_path: Path, truth: Mapping | None = None) -> tuple[dict, dict | None]:
+    """(metrics, holdout metrics or None) of rates on a phase's targets; R2 against the true rates too
+    when known.
+
+    When the val tensors set trials aside (evaluation.holdout), the metrics are those of the selection
+    trials, which every selection step reads, and the holdout metrics are the same scores on the
+    held-out trials: the number no choice was made on."""
+    layout, bw = read_layout(tensors_path)
+    targets = load_targets(tensors_path)
+    key = nlb_key(layout, bw)
+
+    def metrics_on(idx) -> dict:
+        t, r = (targets, rates) if idx is None else subset_eval_trials(targets, rates, idx, key)
+        m = score(t, r, layout, bw)
+        if truth is not None:
+            true = truth if idx is None else subset_eval_trials(None, truth, idx, key)[1]
+            m[RATE_R2] = rate_r2(r, true, key)
+        return m
+
+    holdout = read_holdout(tensors_path)
+    if not holdout.size:
+        return metrics_on(None), None
+    n_eval = len(group(targets, key, "targets")["eval_spikes_heldout"])
+    return metrics_on(selection_trials(n_eval, holdout)), metrics_on(holdout)
 
 
 def members_table(member_dirs: Sequence[Path], out: Path) -> pd.DataFrame:
@@ -132,21 +160,45 @@ def build_ensemble(table_path: Path, member_dirs: Sequence[Path], tensors_val: P
     rates_val = {m: by_id[m] / "rates_val.h5" for m in ranking}
     rates_test = {m: by_id[m] / "rates_test.h5" for m in ranking}
     targets_val = load_targets(tensors_val)
+    holdout = read_holdout(tensors_val)
+    if holdout.size:  # every choice below reads the selection trials only
+        key = nlb_key(layout, bw)
+        select = selection_trials(len(group(targets_val, key, "targets")["eval_spikes_heldout"]), holdout)
+        targets_val = subset_eval_trials(targets_val, None, select, key)[0]
+        rates_val = _SubsetRates(rates_val, select, key)
     curve = ensemble_curve(rates_val, ranking, targets_val, layout, bw)
     targets_test = load_targets(tensors_test) if has_targets(tensors_test) else None
     chosen = select_ensemble(rates_val, ranking, targets_val, layout, bw, curve=curve, seed=seed,
                              member_rates_test=rates_test if targets_test is not None else None,
                              targets_test=targets_test)
     chosen["unconverged"] = unconverged_members(table)
+    chosen["holdout_trials"] = int(holdout.size)  # val trials no choice here read (evaluation.holdout)
     if chosen["unconverged"]:
         log.warning("%d of %d members stopped at their cap before converging (%s): see members.csv "
                     "'converged' and raise training.max_epochs", len(chosen["unconverged"]), len(table),
                     ", ".join(chosen["unconverged"]))
+    rates_val = {m: by_id[m] / "rates_val.h5" for m in ranking}  # every val trial, for scoring
     for phase, rates in (("val", rates_val), ("test", rates_test)):
         save_h5(out_dir / "ensemble" / f"rates_{phase}.h5", ensemble_rates(rates, chosen["members"]))
     write_csv(out_dir / "ensemble_curve.csv", curve)
     write_json(out_dir / "ensemble.json", chosen)
     return chosen
+
+
+class _SubsetRates(Mapping):
+    """Members' rates files, loaded one at a time and cut to some eval trials (the selection trials)."""
+
+    def __init__(self, paths: Mapping[str, Path], idx: np.ndarray, key: str) -> None:
+        self.paths, self.idx, self.key = dict(paths), idx, key
+
+    def __getitem__(self, member: str) -> dict:
+        return subset_eval_trials(None, load_rates(self.paths[member]), self.idx, self.key)[1]
+
+    def __iter__(self):
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
 
 
 def smoothing_baseline(tensors: Path, out: Path) -> None:
@@ -162,6 +214,17 @@ def submission(ensemble_rates_test: Path, tensors_test: Path, out: Path) -> None
     write_submission(load_rates(ensemble_rates_test), out, tensors_test, layout, bw)
 
 
+#: Labels of baselines.csv (and the tables): which trials a row is scored on ("split") and on which
+#: trials that method's choices were made ("selected on": best epochs, early stopping, the search, the
+#: ensemble's members and size). A row whose split equals its "selected on" is optimistic.
+SPLIT_TEST, SPLIT_VAL, SPLIT_SELECTION = "test", "val", "val selection trials"
+SPLIT_HOLDOUT, SPLIT_HALVES = "val holdout", "val split-half"
+SELECTED_NONE = "none (fixed settings)"
+SELECTED_HALVES = "other val half (best epochs: {})"
+HONEST = "honest"  # pseudo-phase of a member set's methods: its ensemble.json, with the split-half estimate
+FIXED_METHODS = ("smoothing", "oracle")
+
+
 def baseline_methods(ensembles: Mapping[str, Mapping[str, Path]], rankings: Mapping[str, Path],
                      members: Mapping[str, Mapping[str, Mapping[str, Path]]],
                      baselines: Mapping[str, Mapping[str, Path]]) -> dict[str, dict[str, Path]]:
@@ -171,7 +234,8 @@ def baseline_methods(ensembles: Mapping[str, Mapping[str, Path]], rankings: Mapp
     ({phase: metrics json}) and `{set}_single`, its best member by val co-bps: the first of the set's
     ensemble.json ranking (`rankings[set]`), whose metrics files must be in `members[set]`
     ({member: {phase: metrics json}}; every member may be given, since which one is best is only known
-    from the ranking). Then the other `baselines` ({name: {phase: metrics json}}) in the given order.
+    from the ranking). Both also get the set's ensemble.json under HONEST (its split-half estimate).
+    Then the other `baselines` ({name: {phase: metrics json}}) in the given order.
     """
     sets = [*ensembles, *rankings]
     unknown = sorted({s for s in sets if s not in VARIANTS})
@@ -181,8 +245,11 @@ def baseline_methods(ensembles: Mapping[str, Mapping[str, Path]], rankings: Mapp
     for name in VARIANTS:
         if name in ensembles:
             methods[f"{name}_ensemble"] = dict(ensembles[name])
+            if name in rankings:
+                methods[f"{name}_ensemble"][HONEST] = Path(rankings[name])
         if name in rankings:
-            methods[f"{name}_single"] = _best_member(rankings[name], members.get(name, {}))
+            methods[f"{name}_single"] = _best_member(rankings[name], members.get(name, {})) | \
+                {HONEST: Path(rankings[name])}
     for name, files in baselines.items():
         if name in methods:
             raise ValueError(f"baselines: method {name!r} is given twice")
@@ -191,19 +258,43 @@ def baseline_methods(ensembles: Mapping[str, Mapping[str, Path]], rankings: Mapp
 
 
 def baseline_rows(methods: Mapping[str, Mapping[str, Path]], phases: Sequence[str]) -> pd.DataFrame:
-    """The comparison table: every method's metrics on the same trials, one row per method and phase,
-    each row read from that method's own metrics file of that phase (`methods`: {method: {phase: file}})."""
+    """The comparison table: every method's metrics on the same trials, one row per method, phase and
+    split, each row read from that method's own metrics file of that phase (`methods`: {method: {phase:
+    file}}), labelled with the trials it is scored on (`split`) and those its choices read (`selected on`).
+
+    Rows per method: the val phase (the selection trials when the val tensors set a holdout aside), the
+    val holdout (when there is one), the split-half estimate (member sets, from ensemble.json), the test
+    phase (when scored)."""
+    metric_keys = (*METRICS, RATE_R2)
     rows = []
     for method, files in methods.items():
         missing = [p for p in phases if p not in files]
-        extra = sorted(set(files) - set(phases))
+        extra = sorted(set(files) - set(phases) - {HONEST})
         if missing or extra:
-            raise ValueError(f"baselines: method {method!r} has metrics for phases {sorted(files)}, "
+            raise ValueError(f"baselines: method {method!r} has metrics for phases {sorted(set(files) - {HONEST})}, "
                              f"expected exactly {list(phases)}")
+        loaded = {p: json.loads(Path(files[p]).read_text()) for p in phases}
+        has_holdout = "holdout" in loaded.get("val", {})
+        val_split = SPLIT_SELECTION if has_holdout else SPLIT_VAL
+        selected = SELECTED_NONE if method in FIXED_METHODS else val_split
+
+        def row(phase: str, split: str, sel: str, m: Mapping) -> dict:
+            return {"method": method, "phase": phase, "split": split, "selected on": sel,
+                    **{k: m.get(k) for k in metric_keys if k in m}}
+
         for phase in phases:
-            m = json.loads(Path(files[phase]).read_text())
-            rows.append({"method": method, "phase": phase,
-                         **{k: m.get(k) for k in (*METRICS, RATE_R2) if k in m}})
+            m = loaded[phase]
+            if phase == "val":
+                rows.append(row(phase, val_split, selected, m))
+                if has_holdout:
+                    rows.append(row(phase, SPLIT_HOLDOUT, selected, m["holdout"]))
+                if HONEST in files:
+                    honest = json.loads(Path(files[HONEST]).read_text()).get("honest") or {}
+                    part = honest.get("single" if method.endswith("_single") else "metrics")
+                    if part:
+                        rows.append(row(phase, SPLIT_HALVES, SELECTED_HALVES.format(val_split), part))
+            else:
+                rows.append(row(phase, SPLIT_TEST, selected, m))
     return pd.DataFrame(rows)
 
 

@@ -30,6 +30,17 @@ METHOD_NAMES: dict[str, tuple[str, str]] = {
 # Published rows shown beside ours (the paper's NDT rows are its own NDT baselines).
 PUBLISHED_METHODS = ("STNDT", "NDT (AESMTE1)", "NDT (AESMTE3)", "STNDT without contrastive", "Smoothing")
 ABLATION_METHODS = ("STNDT", "STNDT without contrastive")
+# Splits in the order the tables show them: what compares with the published (hidden test) numbers first.
+SPLIT_ORDER = ("test", "val holdout", "val split-half", "val selection trials", "val")
+PUBLISHED_SPLIT = "NLB hidden test"
+#: The note under every table: which of our numbers compare with which.
+READING_NOTE = (
+    "Published: Le & Shlizerman, STNDT, NeurIPS 2022, scored on the NLB'21 hidden test split. Compare them "
+    "only with our rows whose split is `test` (synthetic data's known test targets, or EvalAI). `selected "
+    "on` names the trials our choices were made on (best epochs, early stopping, the search, the ensemble's "
+    "members and size): a row scored on the trials it was selected on (`val` or `val selection trials`) is "
+    "optimistic. `val holdout` (evaluation.holdout) and `val split-half` are the local estimates free of "
+    "that selection (the split-half one only partly: the members' best epochs used every val trial).")
 
 
 def load_published(path: str | Path) -> pd.DataFrame:
@@ -41,16 +52,22 @@ def load_published(path: str | Path) -> pd.DataFrame:
 
 
 def our_rows(baselines: pd.DataFrame, dataset: str, layout: str) -> pd.DataFrame:
-    """Our methods for one dataset, in the phase that is reported (test if scored, else val)."""
-    phase = "test" if (baselines["phase"] == "test").any() else "val"
-    rows = baselines[baselines["phase"] == phase].copy()
+    """Our methods for one dataset: every row of its baselines.csv, test split first, each labelled with
+    the trials it is scored on (`split`) and those its choices were made on (`selected on`)."""
+    for col in ("split", "selected on"):
+        if col not in baselines.columns:
+            raise ValueError(f"baselines.csv of {dataset}: no '{col}' column (written by an older version; "
+                             "rerun the baselines rule)")
+    rows = baselines.copy()
     unknown = set(rows["method"]) - set(METHOD_NAMES)
     if unknown:
         raise ValueError(f"baselines.csv of {dataset}: unknown method(s) {sorted(unknown)}")
+    rows["_order"] = rows["split"].map(lambda x: SPLIT_ORDER.index(x) if x in SPLIT_ORDER else len(SPLIT_ORDER))
+    rows = rows.sort_values("_order", kind="stable").drop(columns="_order")
     rows[["method", "variant"]] = [METHOD_NAMES[m] for m in rows["method"]]
     rows.insert(0, "dataset", dataset)
     rows.insert(1, "layout", layout)
-    rows.insert(2, "source", f"ours ({phase} split)")
+    rows.insert(2, "source", "ours")
     return rows
 
 
@@ -64,16 +81,75 @@ def main_table(results: Mapping[str, tuple[str, pd.DataFrame]], published: pd.Da
             pub = published[(published["dataset"] == layout) & published["method"].isin(PUBLISHED_METHODS)].copy()
             pub.insert(1, "layout", layout)
             pub["dataset"] = ds
-            pub.insert(2, "source", "published (NLB test split)")
+            pub.insert(2, "source", "published")
+            pub["split"], pub["selected on"] = PUBLISHED_SPLIT, "val (authors)"
             parts.append(pub)
     table = pd.concat(parts, ignore_index=True)
     return _columns(table)
 
 
-def ablation_table(main: pd.DataFrame) -> pd.DataFrame:
-    """Table 3/4 analog: STNDT with vs without the contrastive loss, single and ensemble."""
-    rows = main[main["method"].isin(ABLATION_METHODS) & main["variant"].isin(["single", "ensemble"])]
-    return rows.sort_values(["dataset", "source", "variant", "method"], kind="stable").reset_index(drop=True)
+PAIRED_NOTE = (
+    "Our rows compare STNDT members 0..k-1 with the variant's members 0..k-1 (member i of a variant "
+    "trained with STNDT member i's hyperparameters and seed), best member and ensemble chosen the same "
+    "way from each pool; `paired difference` is the mean of (variant - STNDT) over the k pairs with a "
+    "bootstrap 95% interval (none for one pair). Table 1 has the ensemble of every STNDT member.")
+SET_NAMES = {"stndt": "STNDT", "ndt": "NDT", "no_contrast": "STNDT without contrastive"}
+
+
+def ablation_table(main: pd.DataFrame, paired: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Table 3/4 analog: STNDT against each variant on equal pools of the same draws (`paired`: dataset id
+    -> its paired_ablation.csv), beside the published ablation rows of real datasets (from `main`).
+    Without paired results for a dataset, its rows of `main` are shown (pools of unequal size)."""
+    parts = []
+    paired = paired or {}
+    for ds, rows in main.groupby("dataset", sort=False):
+        pub = rows[(rows["source"] == "published") & rows["method"].isin(ABLATION_METHODS)]
+        if ds in paired:
+            parts.append(_paired_rows(paired[ds], ds, str(rows["layout"].iloc[0])))
+        else:
+            ours = rows[(rows["source"] == "ours") & rows["method"].isin(ABLATION_METHODS)
+                        & rows["variant"].isin(["single", "ensemble"])]
+            parts.append(_format(ours.assign(comparison="no_contrast", k=np.nan)))
+        if len(pub):
+            parts.append(_format(pub.assign(comparison="no_contrast", k=np.nan)))
+    if not parts:
+        return pd.DataFrame()
+    table = pd.concat(parts, ignore_index=True)
+    metrics = [m for m in (*METRICS, RATE_R2) if m in table.columns and (table[m] != "").any()]
+    cols = ["dataset", "layout", "source", "comparison", "k", "method", "variant", "split", "selected on", *metrics]
+    return table[[c for c in cols if c in table.columns]].reset_index(drop=True)
+
+
+def _paired_rows(tidy: pd.DataFrame, dataset: str, layout: str) -> pd.DataFrame:
+    """The wide, formatted rows of one dataset's paired_ablation.csv (see stndt.evaluate.paired)."""
+    order = {s: i for i, s in enumerate(SPLIT_ORDER)}
+    tidy = tidy.assign(_split=tidy["split"].map(lambda x: order.get(x, len(order))))
+    rows = []
+    keys = ["comparison", "k", "set", "kind", "split"]
+    for (comparison, k, set_, kind, split), g in tidy.sort_values(["comparison", "_split"], kind="stable") \
+            .groupby(keys, sort=False):
+        row = {"dataset": dataset, "layout": layout, "source": "ours", "comparison": comparison, "k": int(k),
+               "method": " - ".join(SET_NAMES.get(x.strip(), x.strip()) for x in str(set_).split(" - ")),
+               "variant": kind, "split": split,
+               "selected on": "" if kind == "paired difference" else (
+                   "val selection trials" if "val holdout" in set(tidy["split"]) else "val")}
+        for _, r in g.iterrows():
+            if kind == "paired difference":
+                ci = "" if pd.isna(r["ci_low"]) else f" [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
+                row[r["metric"]] = f"{r['value']:+.4f}{ci}"
+            else:
+                row[r["metric"]] = f"{r['value']:.4f}"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
+def _format(rows: pd.DataFrame) -> pd.DataFrame:
+    out = rows.copy()
+    for m in (*METRICS, RATE_R2):
+        if m in out.columns:
+            out[m] = [("" if pd.isna(v) else f"{v:.4f}") for v in out[m]]
+    out["k"] = ["" if pd.isna(v) else int(v) for v in out["k"]]
+    return out
 
 
 def scaling_table(main: pd.DataFrame) -> pd.DataFrame:
@@ -86,7 +162,8 @@ def scaling_table(main: pd.DataFrame) -> pd.DataFrame:
 
 def _columns(table: pd.DataFrame) -> pd.DataFrame:
     metrics = [m for m in (*METRICS, RATE_R2) if m in table.columns and table[m].notna().any()]
-    return table[["dataset", "layout", "source", "method", "variant", *metrics]].reset_index(drop=True)
+    return table[["dataset", "layout", "source", "method", "variant", "split", "selected on", *metrics]] \
+        .reset_index(drop=True)
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:

@@ -39,11 +39,14 @@ def fresh_state() -> dict[str, Any]:
 
 
 def validate(m: Member, val: PhaseTensors, epoch: int, device: torch.device) -> dict[str, float]:
-    """Val co-bps, val nll and val masked nll of m.model (holding the member's weights) after `epoch` epochs."""
-    lr_eval = predict_log_rates(m.model, val.eval_heldin, device=device, batch_size=m.train_cfg.eval_batch_size)
-    metrics = validation_metrics(lr_eval, val.eval_heldout, m.model_cfg.t_bins, m.model_cfg.n_heldin)
+    """Val co-bps, val nll and val masked nll of m.model (holding the member's weights) after `epoch` epochs,
+    on the selection trials (every val eval trial but the holdout: these numbers choose the best epoch,
+    stop training and feed the search)."""
+    heldin, heldout = val.select_heldin, val.select_heldout
+    lr_eval = predict_log_rates(m.model, heldin, device=device, batch_size=m.train_cfg.eval_batch_size)
+    metrics = validation_metrics(lr_eval, heldout, m.model_cfg.t_bins, m.model_cfg.n_heldin)
     gen = torch.Generator(device=device).manual_seed(val_mask_seed(m.seeds["val_mask"], epoch))
-    metrics[VAL_MASKED_NLL] = val_masked_nll(m.model, val.eval_heldin, val.eval_heldout, m.obj_cfg, gen,
+    metrics[VAL_MASKED_NLL] = val_masked_nll(m.model, heldin, heldout, m.obj_cfg, gen,
                                              device=device, batch_size=m.train_cfg.batch_size)
     return metrics
 

@@ -6,7 +6,7 @@ attribute is missing, not 3-D, not finite, or inconsistent in trials / bins / ne
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 
 from stndt.datasets import nlb_key
+from stndt.evaluate.holdout import HOLDOUT_KEY
 
 TENSOR_KEYS: tuple[str, ...] = ("train_spikes_heldin", "train_spikes_heldout", "train_spikes_heldin_forward",
                                 "train_spikes_heldout_forward", "eval_spikes_heldin")
@@ -31,6 +32,23 @@ class PhaseTensors:
     train_heldout_forward: np.ndarray
     eval_heldin: np.ndarray
     eval_heldout: np.ndarray | None  # targets/{nlb_key}/eval_spikes_heldout when present
+    # eval trials set aside from every selection (stndt.evaluate.holdout); validation never reads them
+    holdout: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def selection(self) -> np.ndarray:
+        """Eval trials that validation (best epoch, early stopping, the search objective) may read."""
+        return np.setdiff1d(np.arange(len(self.eval_heldin)), self.holdout)
+
+    @property
+    def select_heldin(self) -> np.ndarray:
+        return self.eval_heldin if not self.holdout.size else self.eval_heldin[self.selection]
+
+    @property
+    def select_heldout(self) -> np.ndarray | None:
+        if self.eval_heldout is None or not self.holdout.size:
+            return self.eval_heldout
+        return self.eval_heldout[self.selection]
 
     @property
     def shapes(self) -> dict[str, int]:
@@ -69,6 +87,8 @@ def load_phase_tensors(path: str | Path, need_eval_heldout: bool = False) -> Pha
             eval_heldout = np.asarray(f[target][()], dtype=np.float32)
         elif "eval_spikes_heldout" in f:
             eval_heldout = np.asarray(f["eval_spikes_heldout"][()], dtype=np.float32)
+        holdout = np.asarray(f[HOLDOUT_KEY][()], dtype=np.int64).reshape(-1) if HOLDOUT_KEY in f \
+            else np.zeros(0, dtype=np.int64)
     if need_eval_heldout and eval_heldout is None:
         raise ValueError(f"{path}: missing '{target}' (held-out spikes of the eval trials, needed for validation)")
     for k, a in arrays.items():
@@ -92,7 +112,9 @@ def load_phase_tensors(path: str | Path, need_eval_heldout: bool = False) -> Pha
         if tuple(got) != tuple(want):
             raise ValueError(f"{path}: '{name}' has shape {tuple(got)} where {tuple(want)} was expected "
                              "(trials / bins / neurons inconsistent with train_spikes_heldin)")
-    return PhaseTensors(path, key, tin, tout, fin, fout, ein, eval_heldout)
+    if holdout.size and (holdout.min() < 0 or holdout.max() >= len(ein) or holdout.size >= len(ein)):
+        raise ValueError(f"{path}: '{HOLDOUT_KEY}' must index some but not all of the {len(ein)} eval trials")
+    return PhaseTensors(path, key, tin, tout, fin, fout, ein, eval_heldout, holdout)
 
 
 def load_train_phases(tensors_val: Path, tensors_test: Path | None) -> tuple[PhaseTensors, PhaseTensors | None]:

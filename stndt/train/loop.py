@@ -35,6 +35,7 @@ from stndt.train.checkpoint import STATE_FILE, STATE_FORMAT, capture_rng, cpu_st
 from stndt.train.data import full_counts, load_train_phases
 from stndt.train.inference import VAL_CO_BPS, autocast
 from stndt.train.outputs import LOG_FILE, attach_file_log, clear_outputs
+from stndt.train.preemption import Preemption, Terminated
 from stndt.train.schedule import lr_factor
 from stndt.train.search_space import split_params
 from stndt.train.setup import build_member, member_generators, resolve_runtime, run_identity
@@ -57,8 +58,11 @@ def train_member(tensors_val: str | Path, tensors_test: str | Path | None, out_d
     clear_outputs(out_dir)
     handler = attach_file_log(log, out_dir / LOG_FILE)
     try:
-        return _train_member(Path(tensors_val), None if tensors_test is None else Path(tensors_test),
-                             out_dir, dict(params), progress)
+        with Preemption(log) as preemption:
+            return _train_member(Path(tensors_val), None if tensors_test is None else Path(tensors_test),
+                                 out_dir, dict(params), progress, preemption)
+    except Terminated:
+        raise
     except BaseException:
         log.exception("training failed")
         raise
@@ -68,7 +72,7 @@ def train_member(tensors_val: str | Path, tensors_test: str | Path | None, out_d
 
 
 def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, params: dict[str, Any],
-                  progress: bool | None) -> dict[str, Any]:
+                  progress: bool | None, preemption: Preemption) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from stndt.model.objective import training_loss
@@ -144,6 +148,8 @@ def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, p
         bar.update(1)
         if row[VAL_CO_BPS] is not None:
             bar.set_postfix(loss=f"{means[0]:.4f}", cobps=f"{row[VAL_CO_BPS]:.4f}", refresh=False)
+        if not st["done"]:
+            preemption.stop_if_requested(save_state, st["epoch"], state_path)
         if (not st["done"]
                 and (st["epoch"] - last_save_epoch >= train_cfg.checkpoint_every_epochs
                      or time.monotonic() - last_save_t >= train_cfg.checkpoint_every_s)):

@@ -48,6 +48,7 @@ from stndt.train.outputs import LOG_FILE, attach_file_log, clear_outputs
 from stndt.train.pack_loss import pack_loss
 from stndt.train.pack_model import MemberRNG, PackedSTNDT, seeded_state
 from stndt.train.pack_optim import PackedAdamW, clip_grad_norms_
+from stndt.train.preemption import Preemption, Terminated
 from stndt.train.schedule import lr_factor
 from stndt.train.search_space import split_params
 from stndt.train.setup import Member, build_member, member_generators, resolve_runtime, run_identity
@@ -100,8 +101,11 @@ def _run_with_logs(tensors_val: Path, tensors_test: Path | None, out_dirs: list[
         handlers.append((mlog, attach_file_log(mlog, d / LOG_FILE)))
     outer = torch.get_rng_state()
     try:
-        return _train_packed(tensors_val, tensors_test, out_dirs, params_list, progress,
-                             [m for m, _ in handlers])
+        with Preemption(_PackLog([m for m, _ in handlers])) as preemption:
+            return _train_packed(tensors_val, tensors_test, out_dirs, params_list, progress,
+                                 [m for m, _ in handlers], preemption)
+    except Terminated:
+        raise
     except BaseException:
         for mlog, _ in handlers:
             mlog.exception("pack training failed")
@@ -111,6 +115,17 @@ def _run_with_logs(tensors_val: Path, tensors_test: Path | None, out_dirs: list[
         for mlog, handler in handlers:
             mlog.removeHandler(handler)
             handler.close()
+
+
+class _PackLog:
+    """Logs a preemption message into every member's train.log."""
+
+    def __init__(self, loggers: list[logging.Logger]) -> None:
+        self.loggers = loggers
+
+    def warning(self, msg: str, *args: Any) -> None:
+        for lg in self.loggers:
+            lg.warning(msg, *args)
 
 
 def _build_members(val, out_dirs: list[Path], params_list: list[dict[str, Any]],
@@ -128,7 +143,7 @@ def _build_members(val, out_dirs: list[Path], params_list: list[dict[str, Any]],
 
 def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[Path],
                   params_list: list[dict[str, Any]], progress: bool | None,
-                  loggers: list[logging.Logger]) -> list[dict[str, Any]]:
+                  loggers: list[logging.Logger], preemption: Preemption) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     val, test = load_train_phases(tensors_val, tensors_test)
@@ -235,6 +250,8 @@ def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[P
             pack = pack.subset(keep)
             optimizer.rebind(pack.params, keep)
         active = [active[pos] for pos in keep]
+        if active:
+            preemption.stop_if_requested(save_state, st["epoch"], state_path)
         if active and (st["epoch"] - last_save_epoch >= every_epochs or time.monotonic() - last_save_t >= every_s):
             save_state()
             last_save_t, last_save_epoch = time.monotonic(), st["epoch"]

@@ -11,6 +11,8 @@ from stndt.train.members import (
     resolve_member,
     space_for,
 )
+from snakemake.exceptions import WorkflowError
+
 from stndt.io import link_files
 from stndt.train.search_space import load_search_spaces
 
@@ -175,8 +177,7 @@ def pack_hparams(wildcards):
         # a dry run plans the wave's members before its checkpoint has run
         if not os.path.exists(path):
             return f"proposed in {path}"
-        with open(path) as f:
-            proposals = json.load(f)["members"]
+        proposals = read_wave(path)
     members = [
         resolve_member(
             dataset_space(wildcards.dataset),
@@ -189,6 +190,60 @@ def pack_hparams(wildcards):
         for m in pack_members(wildcards.pack)
     ]
     return json.dumps(members, sort_keys=True)
+
+
+def read_wave(path):
+    """The proposals of a wave file, or a message naming the file and the remedy: a damaged file would
+    otherwise stop every Snakemake call (also -n) with a JSON error naming nothing."""
+    try:
+        with open(path) as f:
+            return json.load(f)["members"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise WorkflowError(
+            f"{path}: damaged Bayesian-search wave file ({err}). Delete it and rerun: it is proposed "
+            "again, identically, from the finished members of the earlier waves (nothing retrains if "
+            "the proposals are unchanged)."
+        ) from None
+
+
+def bayes_waves(dataset):
+    """The wave files of a dataset's Bayesian search (part of the default target, so a deleted one is
+    proposed again)."""
+    ds = CFG.datasets[dataset]
+    waves = {member_wave(dataset, i) for i in range(ds.members)} - {None}
+    return [wave_path(dataset, w) for w in sorted(waves)]
+
+
+def stalled_searches():
+    """A message naming, per dataset with a Bayesian search, the members of its earlier waves that have
+    not finished (so no later wave can be proposed), with their job logs; None when no search waits.
+    """
+    lines = []
+    for ds_id, ds in CFG.datasets.items():
+        if ds.search["method"] != "bayes":
+            continue
+        last = max((member_wave(ds_id, i) or 0) for i in range(ds.members))
+        blocking = {}
+        for i in range(min(last * ds.search["wave_size"], ds.members)):
+            m = member_id(i)
+            job_log = f"{R}/logs/train/{ds_id}/{pack_of(ds_id, '', m)}.log"
+            # attempted (its job wrote a log) but not finished
+            if os.path.exists(job_log) and not os.path.exists(
+                f"{R}/{ds_id}/members/{m}/params.json"
+            ):
+                blocking[m] = job_log
+        if blocking:
+            lines.append(
+                f"  {ds_id}: {', '.join(blocking)} (job logs: {', '.join(sorted(set(blocking.values())))})"
+            )
+    if not lines:
+        return None
+    return (
+        "The Bayesian search of these datasets waits for members that did not finish: the next wave is "
+        "proposed only from a finished wave, so no later member, ensemble or table of the dataset is made. "
+        "Fix the cause named in the log and rerun (finished members are kept, an interrupted one resumes):\n"
+        + "\n".join(lines)
+    )
 
 
 def earlier_members(wildcards):
@@ -227,6 +282,31 @@ def scored_phases(dataset):
     return PHASES if is_synthetic(dataset) else ["val"]
 
 
+def paired_sets(dataset):
+    """(set, member folder) of the paired ablation: each variant's members and the STNDT members of the
+    same ids (member i of a variant trained with STNDT member i's draw)."""
+    ds = CFG.datasets[dataset]
+    pairs = []
+    for v, p in dataset_sets(dataset):
+        if v != "stndt":
+            pairs += [(v, m) for m in set_members(dataset, p)]
+    k = max((ds.variants[v] for v in ds.variants if v != "stndt"), default=0)
+    return [("stndt", m) for m in set_members(dataset, "")[:k]] + pairs
+
+
+def has_paired(dataset):
+    return len(CFG.datasets[dataset].variants) > 1
+
+
+def paired_inputs(wildcards):
+    return [
+        f"{m}/{f}"
+        for _, m in paired_sets(wildcards.dataset)
+        for f in ["rates_val.h5", "rates_test.h5"]
+        + [f"metrics_{p}.json" for p in scored_phases(wildcards.dataset)]
+    ]
+
+
 # ---- what the default target asks for: every file of the README's output contract
 
 
@@ -260,6 +340,7 @@ def member_outputs(ds):
     out += [
         f for p in scored_phases(ds)[1:] for f in member_files(ds, f"metrics_{p}.json")
     ]
+    out += bayes_waves(ds)
     return out
 
 
@@ -280,6 +361,7 @@ def evaluation_outputs():
             f"{R}/{ds}/baselines/smoothing/metrics_{p}.json" for p in scored_phases(ds)
         ]
         out += [f"{R}/{ds}/baselines.csv", f"{R}/{ds}/submission.h5"]
+        out += [f"{R}/{ds}/paired_ablation.csv"] if has_paired(ds) else []
     return out
 
 

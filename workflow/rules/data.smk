@@ -87,9 +87,12 @@ rule tensors:
         layout=lambda w: ds_cfg(w).layout,
         bw=CFG.bin_width_ms,
         hidden=flag("hidden"),
+        holdout=lambda w: ds_cfg(w).holdout,
+        seed=CFG.seed,
     shell:
         "python -m stndt.cli tensors --raw {input.raw:q} --layout {params.layout:q} --phase {wildcards.phase}"
-        " --bin-width {params.bw} {params.hidden:q} --out {output:q} > {log:q} 2>&1"
+        " --bin-width {params.bw} {params.hidden:q} --holdout {params.holdout} --seed {params.seed}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule truth:

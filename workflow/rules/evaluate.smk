@@ -149,6 +149,34 @@ rule submission:
         "python -m stndt.cli submission --rates {input.rates:q} --test {input.test:q} --out {output:q} > {log:q} 2>&1"
 
 
+rule paired_ablation:
+    """STNDT against each variant on equal pools of the same draws, with paired bootstrap intervals."""
+    input:
+        members=paired_inputs,
+        val=f"{R}/{{dataset}}/tensors/val.h5",
+        test=f"{R}/{{dataset}}/tensors/test.h5",
+        truth=truth_input,
+    output:
+        f"{R}/{{dataset}}/paired_ablation.csv",
+    log:
+        f"{R}/logs/paired_ablation/{{dataset}}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=8000,
+    params:
+        members=lambda w: [
+            x for s, m in paired_sets(w.dataset) for x in ("--member", s, m)
+        ],
+        truth=flag("truth"),
+        seed=CFG.seed,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m stndt.cli paired-ablation {params.members:q} --val {input.val:q}"
+        " --test {input.test:q} {params.truth:q} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+
+
 rule baselines:
     """Every method on the same trials: STNDT ensemble and best member, each variant, smoothing, oracle."""
     input:

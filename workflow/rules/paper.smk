@@ -111,6 +111,9 @@ rule tables:
     """The paper's tables: ours (every configured dataset) beside the published numbers, CSV + Markdown."""
     input:
         baselines=[f"{R}/{ds}/baselines.csv" for ds in ALL_DATASETS],
+        paired=[
+            f"{R}/{ds}/paired_ablation.csv" for ds in ALL_DATASETS if has_paired(ds)
+        ],
         published=PUBLISHED,
     output:
         [
@@ -140,7 +143,14 @@ rule tables:
             )
         ],
         synthetic=["--synthetic", *SYNTHETIC] if SYNTHETIC else [],
+        paired=[
+            x
+            for ds in ALL_DATASETS
+            if has_paired(ds)
+            for x in ("--paired", ds, f"{R}/{ds}/paired_ablation.csv")
+        ],
         out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:
-        "python -m stndt.cli tables {params.datasets:q} {params.synthetic:q} --published {input.published:q}"
+        "python -m stndt.cli tables {params.datasets:q} {params.synthetic:q} {params.paired:q}"
+        " --published {input.published:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -1,0 +1,126 @@
+"""Paired ablations: STNDT against a variant (NDT, no contrastive loss) on equal pools of the same draws.
+
+The main table's STNDT rows come from every STNDT member (the paper's 120), a variant's from its own
+smaller pool; pool size alone moves a best member and an ensemble. Here member i of a variant trained
+with STNDT member i's hyperparameters and seed (stndt.train.members), so the comparison uses STNDT
+members 0..k-1 against the variant's 0..k-1 (k = the variant's count), with the best member and the
+ensemble chosen from each pool exactly as for the full pool (val co-bps on the selection trials), plus
+the paired per-member difference of every metric with a bootstrap 95% interval over the k pairs.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stndt.datasets import CO_BPS, METRICS, RATE_R2, nlb_key
+from stndt.evaluate.ensemble import ensemble_rates, rank_members, select_ensemble, subset_eval_trials
+from stndt.evaluate.holdout import read_holdout, selection_trials
+from stndt.evaluate.metrics import group, has_targets, load_rates, load_targets
+
+N_BOOT = 2000
+SPLITS = ("test", "val holdout", "val selection trials", "val")  # as labelled in baselines.csv
+
+
+def member_splits(member_dir: Path) -> dict[str, dict]:
+    """{split: metrics} of one member from its metrics_val.json / metrics_test.json."""
+    out = {}
+    val = json.loads((Path(member_dir) / "metrics_val.json").read_text())
+    if "holdout" in val:
+        out["val selection trials"], out["val holdout"] = _metrics(val), _metrics(val["holdout"])
+    else:
+        out["val"] = _metrics(val)
+    test = Path(member_dir) / "metrics_test.json"
+    if test.exists():
+        out["test"] = _metrics(json.loads(test.read_text()))
+    return out
+
+
+def _metrics(m: Mapping) -> dict:
+    return {k: float(m[k]) for k in (*METRICS, RATE_R2) if k in m and m[k] is not None}
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], seed: int, n_boot: int = N_BOOT) -> dict:
+    """Mean of b_i - a_i and its bootstrap 95% interval (resampling the pairs; NaN for one pair)."""
+    d = np.asarray(b, float) - np.asarray(a, float)
+    if d.size == 0:
+        raise ValueError("paired_difference: no pairs")
+    if d.size < 2:
+        return {"value": float(d.mean()), "ci_low": np.nan, "ci_high": np.nan, "n_pairs": int(d.size)}
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, (n_boot, d.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"value": float(d.mean()), "ci_low": float(lo), "ci_high": float(hi), "n_pairs": int(d.size)}
+
+
+def pool_choice(member_dirs: Sequence[Path], tensors_val: Path, tensors_test: Path, seed: int,
+                truth: Mapping | None = None) -> tuple[str, list[str], dict[str, dict]]:
+    """(best member, ensemble members, {split: ensemble metrics}) of one pool, chosen on the val
+    selection trials as the ensemble rule chooses from the full pool."""
+    from stndt.data.tensors import read_layout
+    from stndt.evaluate.pipeline import phase_metrics
+
+    by_id = {Path(d).name: Path(d) for d in member_dirs}
+    table = pd.DataFrame({"member": list(by_id),
+                          CO_BPS: [member_splits(d).get("val selection trials", member_splits(d).get("val"))[CO_BPS]
+                                   for d in by_id.values()]})
+    ranking = rank_members(table)
+    layout, bw = read_layout(tensors_val)
+    key = nlb_key(layout, bw)
+    targets = load_targets(tensors_val)
+    rates = {m: load_rates(by_id[m] / "rates_val.h5") for m in ranking}
+    holdout = read_holdout(tensors_val)
+    sel_targets, sel_rates = targets, rates
+    if holdout.size:
+        select = selection_trials(len(group(targets, key, "targets")["eval_spikes_heldout"]), holdout)
+        sel_targets = subset_eval_trials(targets, None, select, key)[0]
+        sel_rates = {m: subset_eval_trials(None, r, select, key)[1] for m, r in rates.items()}
+    chosen = select_ensemble(sel_rates, ranking, sel_targets, layout, bw, seed=seed)["members"]
+    metrics, held = phase_metrics(ensemble_rates(rates, chosen), tensors_val,
+                                  truth.get("val") if truth else None)
+    splits = {"val selection trials": metrics, "val holdout": held} if held is not None else {"val": metrics}
+    if has_targets(tensors_test):
+        test_rates = ensemble_rates({m: by_id[m] / "rates_test.h5" for m in chosen}, chosen)
+        splits["test"] = phase_metrics(test_rates, tensors_test, truth.get("test") if truth else None)[0]
+    return ranking[0], chosen, splits
+
+
+def paired_ablation(stndt_dirs: Sequence[Path], variants: Mapping[str, Sequence[Path]], tensors_val: Path,
+                    tensors_test: Path, seed: int, truth_path: Path | None = None) -> pd.DataFrame:
+    """Tidy table: per variant, STNDT's and the variant's best member and ensemble on pools of k members,
+    and the paired difference (variant - STNDT) of every metric on every split."""
+    truth = None
+    if truth_path is not None:
+        truth = {p: load_rates(truth_path, p) for p in ("val", "test")}
+    stndt_by_id = {Path(d).name: Path(d) for d in stndt_dirs}
+    rows = []
+    for variant, dirs in variants.items():
+        ids = [Path(d).name for d in dirs]
+        missing = [m for m in ids if m not in stndt_by_id]
+        if missing:
+            raise ValueError(f"paired ablation {variant}: no STNDT member(s) {missing} to pair with")
+        pools = {"stndt": [stndt_by_id[m] for m in ids], variant: [Path(d) for d in dirs]}
+        splits_of = {name: [member_splits(d) for d in pool] for name, pool in pools.items()}
+        for name, pool in pools.items():
+            best, chosen, ens = pool_choice(pool, tensors_val, tensors_test, seed, truth)
+            best_splits = splits_of[name][[Path(d).name for d in pool].index(best)]
+            for kind, splits, members in (("single", best_splits, [best]), ("ensemble", ens, chosen)):
+                for split, metrics in splits.items():
+                    for metric, value in metrics.items():
+                        rows.append({"comparison": variant, "k": len(ids), "set": name, "kind": kind,
+                                     "members": " ".join(members), "split": split, "metric": metric,
+                                     "value": value, "ci_low": np.nan, "ci_high": np.nan})
+        for split in SPLITS:
+            if split not in splits_of["stndt"][0]:
+                continue
+            for metric in splits_of["stndt"][0][split]:
+                a = [s[split][metric] for s in splits_of["stndt"]]
+                b = [s[split][metric] for s in splits_of[variant]]
+                diff = paired_difference(a, b, seed)
+                rows.append({"comparison": variant, "k": len(ids), "set": f"{variant} - stndt",
+                             "kind": "paired difference", "members": " ".join(ids), "split": split,
+                             "metric": metric, **{k: diff[k] for k in ("value", "ci_low", "ci_high")}})
+    return pd.DataFrame(rows)
