@@ -86,6 +86,10 @@ def layout_rows(layout: str, results: Path, minutes: float) -> list[dict]:
         add(name, "test", test.loc[method].to_dict())
     add(f"STNDT ensemble of {ens['n']}, honest split-half", "val (not selected)", ens["honest"]["metrics"])
     rows[-1]["% oracle co-bps"] = None  # val, not comparable with the oracle's test co-bps
+    val_scores = json.loads((ds / "ensemble" / "metrics_val.json").read_text())
+    if "holdout" in val_scores:  # evaluation.holdout: val trials no choice was made on
+        add("STNDT ensemble, val holdout", f"val holdout ({val_scores['n_holdout']} trials)", val_scores["holdout"])
+        rows[-1]["% oracle co-bps"] = None
     rows[0]["members (rule / cap)"] = f"{by_rule} / {at_cap}"
     rows[0]["epochs (best..run)"] = (f"{int(table['best_epoch'].min())}-{int(table['best_epoch'].max())} .. "
                                      f"{int(table['epochs_run'].min())}-{int(table['epochs_run'].max())}")
@@ -113,7 +117,8 @@ def main() -> int:
     table = pd.DataFrame(rows).fillna("")
     print(table.to_markdown(index=False, floatfmt=".3f"))
     print(f"\nsettings: {args.config} (training, search_overrides), {args.members} STNDT members per layout; "
-          "test = the synthetic test split (known targets), val = the honest split-half estimate")
+          "test = the synthetic test split (known targets), val = the honest split-half estimate and the val "
+          "holdout (evaluation.holdout), both free of selection on the trials they score")
     return 0
 
 
