@@ -62,7 +62,9 @@ def _panel_curve(ax, curve_path: Path, ens_path: Path) -> None:
     ens = json.loads(ens_path.read_text())
     if CO_BPS not in curve.columns:
         raise KeyError(f"{curve_path}: no '{CO_BPS}' column")
-    ax.plot(curve["n"], curve[CO_BPS], "o-", color="C0", ms=4, lw=1.5, label="ensemble of the top n (val)")
+    held = int(ens.get("holdout_trials", 0))
+    trials = f"val, {held} holdout trials excluded" if held else "val"
+    ax.plot(curve["n"], curve[CO_BPS], "o-", color="C0", ms=4, lw=1.5, label=f"ensemble of the top n ({trials})")
     n = int(ens["n"])
     chosen = curve.loc[curve["n"] == n, CO_BPS]
     if len(chosen):
