@@ -575,3 +575,19 @@ def test_paired_difference_is_the_mean_of_pairs_with_a_bootstrap_interval():
     assert paired_difference(a, b, seed=0) == d                                # seeded
     one = paired_difference([0.3], [0.35], seed=0)
     assert one["value"] == pytest.approx(0.05) and math.isnan(one["ci_low"])   # no interval from one pair
+
+
+def test_a_dmfc_subset_too_small_for_tp_corr_still_gets_bits_per_spike():
+    """A holdout of one trial per condition: nlb_tools cannot compute tp corr (it correlates within a
+    condition), so score() fails; the bits-per-spike metrics are still defined and equal evaluate()'s."""
+    key = nlb_key("dmfc_rsg", BW)
+    d = make_data(seed=3, key=key, dmfc=True)
+    one_per_cond = np.array([int(np.flatnonzero(d.cond_eval == c)[0]) for c in np.unique(d.cond_eval)])
+    t, r = ens.subset_eval_trials(d.targets, d.truth, one_per_cond, key)
+    with pytest.raises(ValueError):
+        met.score(t, r, "dmfc_rsg", BW)
+    got = met.bps_metrics(t, r, "dmfc_rsg", BW)
+    full = met.score(d.targets, d.truth, "dmfc_rsg", BW)
+    assert set(got) == {CO_BPS, FP_BPS}
+    assert met.bps_metrics(d.targets, d.truth, "dmfc_rsg", BW) == {CO_BPS: pytest.approx(full[CO_BPS]),
+                                                                   FP_BPS: pytest.approx(full[FP_BPS])}

@@ -190,6 +190,19 @@ def test_val_masked_nll_counts_only_masked_heldin_entries():
     assert val_masked_nll(model, heldin, heldout, cfg, torch.Generator().manual_seed(0)) == pytest.approx(2.0)
 
 
+def test_val_masked_nll_leaves_out_nan_targets_past_a_trials_end():
+    # DMFC_RSG's eval held-out spikes are NaN after each trial's end. As above (mask_ratio 1e-12: pool =
+    # held-out + forward entries, NLL 2 each), with 2 of the 6 held-out entries NaN: mean 2 over the
+    # 4 + 6 known entries. Counting NaN made the loss NaN at every validation (returned as inf), so it
+    # never improved and the "both" stopping rule silently used co-bps alone.
+    heldin = np.ones((2, 3, 2), np.float32)
+    heldout = np.zeros((2, 3, 1), np.float32)
+    heldout[1, 1:, 0] = np.nan
+    cfg = SimpleNamespace(mask_ratio=1e-12, mask_token_ratio=0.8, mask_random_ratio=0.5)
+    model = _ConstantModel(math.log(2.0), n_heldout=1, t_forward=1)
+    assert val_masked_nll(model, heldin, heldout, cfg, torch.Generator().manual_seed(0)) == pytest.approx(2.0)
+
+
 # --------------------------------------------------------------------- the loop uses all of the above
 N_IN, N_OUT, T, T_FP = 6, 2, 12, 4
 LOOP = dict(n_layers=1, n_heads=2, ff_hidden=8, context_forward=-1, context_backward=-1, dropout=0.05,

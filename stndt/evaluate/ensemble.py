@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from stndt.datasets import CO_BPS, LOWER_IS_BETTER, METRICS, nlb_key
-from stndt.evaluate.metrics import RATE_KEYS, co_bps, group, load_rates, normalize_cond_idx, score
+from stndt.evaluate.metrics import RATE_KEYS, bps_metrics, co_bps, group, load_rates, normalize_cond_idx, score
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,11 @@ def honest_estimate(member_rates: Mapping[str, RatesLike], targets: Mapping, lay
 
         def held_score(members: Sequence[str]) -> dict:
             t_held, r_held = subset_eval_trials(targets, ensemble_rates(member_rates, members), halves[held], key)
-            return score(t_held, r_held, layout, bin_width_ms)
+            try:
+                return score(t_held, r_held, layout, bin_width_ms)
+            except ValueError as err:  # e.g. DMFC_RSG's tp corr needs 2+ trials of a condition in the half
+                log.warning("split-half estimate: evaluate() cannot score a half (%s); bits-per-spike only", err)
+                return bps_metrics(t_held, r_held, layout, bin_width_ms)
 
         held_metrics = held_score(chosen)
         single = held_metrics if n_best == 1 else held_score(ranking[:1])

@@ -21,7 +21,8 @@ import numpy as np
 from nlb_tools import evaluation as nlb_evaluation
 from sklearn.metrics import r2_score
 
-from stndt.datasets import METRICS, RATE_R2, SCALING_DATASETS, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset, nlb_key
+from stndt.datasets import CO_BPS, FP_BPS, METRICS, RATE_R2, SCALING_DATASETS, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset, \
+    nlb_key
 from stndt.io import load_h5
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,21 @@ def co_bps(targets: Mapping, rates: Mapping, layout: str, bin_width_ms: int) -> 
         raise ValueError(f"rates['{key}']['eval_rates_heldout'] has shape {pred.shape}, "
                          f"targets eval_spikes_heldout {spikes.shape}")
     return float(nlb_evaluation.bits_per_spike(pred, spikes))
+
+
+def bps_metrics(targets: Mapping, rates: Mapping, layout: str, bin_width_ms: int) -> dict[str, float]:
+    """co-bps and (where the targets have forward bins) fp-bps, computed as nlb_tools' evaluate() does
+    with its own bits_per_spike: for trial subsets on which evaluate()'s other metrics are undefined."""
+    key = _check_layout(layout, bin_width_ms)
+    out = {CO_BPS: co_bps(targets, rates, layout, bin_width_ms)}
+    tgt = group(_as_nested(targets, key, "eval_spikes_heldout"), key, "targets")
+    rts = group(_as_nested(rates, key, "eval_rates_heldout"), key, "rates")
+    names = ("eval_spikes_heldin_forward", "eval_spikes_heldout_forward")
+    if all(n in tgt for n in names) and all(n.replace("spikes", "rates") in rts for n in names):
+        spikes = np.dstack([np.asarray(tgt[n], float) for n in names])
+        pred = np.dstack([np.asarray(rts[n.replace("spikes", "rates")], float) for n in names])
+        out[FP_BPS] = float(nlb_evaluation.bits_per_spike(pred, spikes))
+    return out
 
 
 def rate_r2(pred_rates: Mapping, true_rates: Mapping, nlb_key_: str | None = None) -> float:

@@ -97,9 +97,14 @@ def val_masked_nll(model: torch.nn.Module, heldin: np.ndarray, heldout: np.ndarr
             x = torch.nn.functional.pad(masked, (0, cfg.n_heldout, 0, cfg.t_forward))
             log_rates = model(x).float()
             total += poisson_nll(log_rates[:, :t_bins, :n_heldin], hin)[mask].double().sum()
-            total += poisson_nll(log_rates[:, :t_bins, n_heldin:], hout).double().sum()
+            # NaN held-out targets are bins past a trial's end (nlb_tools pads variable-length trials,
+            # e.g. DMFC_RSG, with NaN): left out, as nlb_tools' bits_per_spike leaves them out. Counted
+            # in, they made the loss NaN at every validation, so it never "improved" and the stopping
+            # rule silently reduced to co-bps alone.
+            known = torch.isfinite(hout)
+            total += poisson_nll(log_rates[:, :t_bins, n_heldin:], torch.nan_to_num(hout))[known].double().sum()
             total += torch.exp(log_rates[:, t_bins:]).double().sum()  # target 0: exp(r) - 0 * r
-            count += int(mask.sum().item()) + hout.numel() + log_rates[:, t_bins:].numel()
+            count += int(mask.sum().item()) + int(known.sum().item()) + log_rates[:, t_bins:].numel()
     finally:
         model.train(was_training)
     value = float(total.item()) / max(1, count)
