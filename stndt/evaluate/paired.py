@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stndt.datasets import CO_BPS, METRICS, RATE_R2, nlb_key
-from stndt.evaluate.ensemble import ensemble_rates, rank_members, select_ensemble, subset_eval_trials
-from stndt.evaluate.holdout import read_holdout, selection_trials
-from stndt.evaluate.metrics import group, has_targets, load_rates, load_targets
+from stndt.datasets import CO_BPS, METRICS, RATE_R2
+from stndt.evaluate.ensemble import ensemble_rates, rank_members, select_ensemble
+from stndt.evaluate.metrics import has_targets, load_rates
 
 N_BOOT = 2000
 SPLITS = ("test", "val holdout", "val selection trials", "val")  # as labelled in baselines.csv
@@ -56,31 +55,22 @@ def paired_difference(a: Sequence[float], b: Sequence[float], seed: int, n_boot:
     return {"value": float(d.mean()), "ci_low": float(lo), "ci_high": float(hi), "n_pairs": int(d.size)}
 
 
-def pool_choice(member_dirs: Sequence[Path], tensors_val: Path, tensors_test: Path, seed: int,
-                truth: Mapping | None = None) -> tuple[str, list[str], dict[str, dict]]:
+def pool_choice(member_dirs: Sequence[Path], splits: Sequence[Mapping[str, dict]], tensors_val: Path,
+                tensors_test: Path, seed: int, truth: Mapping | None = None) -> tuple[str, list[str], dict[str, dict]]:
     """(best member, ensemble members, {split: ensemble metrics}) of one pool, chosen on the val
-    selection trials as the ensemble rule chooses from the full pool."""
+    selection trials as the ensemble rule chooses from the full pool. `splits`: member_splits of each."""
     from stndt.data.tensors import read_layout
-    from stndt.evaluate.pipeline import phase_metrics
+    from stndt.evaluate.pipeline import phase_metrics, selection_view
 
     by_id = {Path(d).name: Path(d) for d in member_dirs}
     table = pd.DataFrame({"member": list(by_id),
-                          CO_BPS: [member_splits(d).get("val selection trials", member_splits(d).get("val"))[CO_BPS]
-                                   for d in by_id.values()]})
+                          CO_BPS: [s.get("val selection trials", s.get("val"))[CO_BPS] for s in splits]})
     ranking = rank_members(table)
     layout, bw = read_layout(tensors_val)
-    key = nlb_key(layout, bw)
-    targets = load_targets(tensors_val)
-    rates = {m: load_rates(by_id[m] / "rates_val.h5") for m in ranking}
-    holdout = read_holdout(tensors_val)
-    sel_targets, sel_rates = targets, rates
-    if holdout.size:
-        select = selection_trials(len(group(targets, key, "targets")["eval_spikes_heldout"]), holdout)
-        sel_targets = subset_eval_trials(targets, None, select, key)[0]
-        sel_rates = {m: subset_eval_trials(None, r, select, key)[1] for m, r in rates.items()}
+    sel_targets, sel_rates = selection_view(tensors_val, {m: by_id[m] / "rates_val.h5" for m in ranking})
     chosen = select_ensemble(sel_rates, ranking, sel_targets, layout, bw, seed=seed)["members"]
-    metrics, held = phase_metrics(ensemble_rates(rates, chosen), tensors_val,
-                                  truth.get("val") if truth else None)
+    metrics, held = phase_metrics(ensemble_rates({m: by_id[m] / "rates_val.h5" for m in chosen}, chosen),
+                                  tensors_val, truth.get("val") if truth else None)
     splits = {"val selection trials": metrics, "val holdout": held} if held is not None else {"val": metrics}
     if has_targets(tensors_test):
         test_rates = ensemble_rates({m: by_id[m] / "rates_test.h5" for m in chosen}, chosen)
@@ -105,7 +95,7 @@ def paired_ablation(stndt_dirs: Sequence[Path], variants: Mapping[str, Sequence[
         pools = {"stndt": [stndt_by_id[m] for m in ids], variant: [Path(d) for d in dirs]}
         splits_of = {name: [member_splits(d) for d in pool] for name, pool in pools.items()}
         for name, pool in pools.items():
-            best, chosen, ens = pool_choice(pool, tensors_val, tensors_test, seed, truth)
+            best, chosen, ens = pool_choice(pool, splits_of[name], tensors_val, tensors_test, seed, truth)
             best_splits = splits_of[name][[Path(d).name for d in pool].index(best)]
             for kind, splits, members in (("single", best_splits, [best]), ("ensemble", ens, chosen)):
                 for split, metrics in splits.items():

@@ -167,13 +167,8 @@ def build_ensemble(table_path: Path, member_dirs: Sequence[Path], tensors_val: P
     ranking = rank_members(table)
     rates_val = {m: by_id[m] / "rates_val.h5" for m in ranking}
     rates_test = {m: by_id[m] / "rates_test.h5" for m in ranking}
-    targets_val = load_targets(tensors_val)
+    targets_val, rates_val = selection_view(tensors_val, rates_val)  # every choice below reads these only
     holdout = read_holdout(tensors_val)
-    if holdout.size:  # every choice below reads the selection trials only
-        key = nlb_key(layout, bw)
-        select = selection_trials(len(group(targets_val, key, "targets")["eval_spikes_heldout"]), holdout)
-        targets_val = subset_eval_trials(targets_val, None, select, key)[0]
-        rates_val = _SubsetRates(rates_val, select, key)
     curve = ensemble_curve(rates_val, ranking, targets_val, layout, bw)
     targets_test = load_targets(tensors_test) if has_targets(tensors_test) else None
     chosen = select_ensemble(rates_val, ranking, targets_val, layout, bw, curve=curve, seed=seed,
@@ -191,6 +186,19 @@ def build_ensemble(table_path: Path, member_dirs: Sequence[Path], tensors_val: P
     write_csv(out_dir / "ensemble_curve.csv", curve)
     write_json(out_dir / "ensemble.json", chosen)
     return chosen
+
+
+def selection_view(tensors_val: Path, member_rates: Mapping[str, Path]) -> tuple[dict, Mapping]:
+    """The val targets and members' val rates (files, loaded one at a time) restricted to the selection
+    trials: all val trials, or all but the holdout (evaluation.holdout). What every choice reads."""
+    layout, bw = read_layout(tensors_val)
+    targets = load_targets(tensors_val)
+    holdout = read_holdout(tensors_val)
+    if not holdout.size:
+        return targets, member_rates
+    key = nlb_key(layout, bw)
+    select = selection_trials(len(group(targets, key, "targets")["eval_spikes_heldout"]), holdout)
+    return subset_eval_trials(targets, None, select, key)[0], _SubsetRates(member_rates, select, key)
 
 
 class _SubsetRates(Mapping):
