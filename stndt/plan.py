@@ -128,13 +128,16 @@ def measure_step_seconds(params: Mapping[str, Any], shapes: Shapes, device: str 
     return statistics.median(times)
 
 
-def epoch_range(train: Mapping[str, Any]) -> tuple[int, int]:
-    """(fewest, most) epochs a member can train: early stopping needs `patience` epochs without a better
-    validation (checked every `val_every`), and `max_epochs` ends every member."""
+def epoch_range(train: Mapping[str, Any], steps_per_epoch: int = 1) -> tuple[int, int]:
+    """(fewest, most) epochs a member can train: early stopping needs its patience (`patience` epochs,
+    at least `patience_steps` steps) without a better validation (checked every `val_every`), and
+    `max_epochs` ends every member."""
     from stndt.train.config import TrainConfig
+    from stndt.train.stopping import patience_floor
 
     t = TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__})
-    fewest = min(t.max_epochs, math.ceil(t.patience / t.val_every) * t.val_every + t.val_every)
+    patience = patience_floor(t.patience, t.patience_steps, steps_per_epoch)
+    fewest = min(t.max_epochs, math.ceil(patience / t.val_every) * t.val_every + t.val_every)
     return fewest, t.max_epochs
 
 
@@ -175,7 +178,7 @@ def training_plan(cfg: PipelineConfig, step_s: float | None = None, measure_devi
             steps_per_epoch = math.ceil(shapes.n_train / batch)
             seconds = step_s if step_s is not None else (
                 measure_step_seconds(params, shapes, measure_device) if measure_device else None)
-            fewest, most = epoch_range(params)
+            fewest, most = epoch_range(params, steps_per_epoch)
             row = {"dataset": ds.id, "variant": variant, "members": members, "trials": shapes.n_train,
                    "steps/epoch": steps_per_epoch, "epochs min": fewest, "epochs max": most,
                    "cap steps/member": steps_per_epoch * most,

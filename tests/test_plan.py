@@ -20,6 +20,11 @@ def test_epoch_range_runs_from_patience_to_the_epoch_cap():
     # without improvement is epoch 3000 (best at 0) -> the member stops at 3020 at the earliest
     assert epoch_range({"patience": 3000, "val_every": 20, "max_epochs": 50000}) == (3020, 50000)
     assert epoch_range({"patience": 100, "val_every": 10, "max_epochs": 100}) == (100, 100)
+    # a step floor of 200 steps is 40 epochs at 5 steps per epoch, 20 at 10: the larger patience counts
+    train = {"patience": 20, "patience_steps": 200, "val_every": 5, "max_epochs": 400}
+    assert epoch_range(train, steps_per_epoch=5) == (45, 400)
+    assert epoch_range(train, steps_per_epoch=10) == (25, 400)
+    assert epoch_range(train, steps_per_epoch=20) == (25, 400)   # 10 epochs < patience 20
 
 
 def test_nlb_windows_come_from_nlb_tools():

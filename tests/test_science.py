@@ -27,7 +27,7 @@ from stndt.train.device import cpu_has_native_bf16
 from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, val_masked_nll
 from stndt.train.loop import train_member
 from stndt.train.schedule import lr_factor
-from stndt.train.stopping import effective_patience, improved, should_stop
+from stndt.train.stopping import effective_patience, improved, patience_floor, should_stop
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,6 +91,32 @@ def test_patience_fraction_scales_the_wait_with_the_epoch_of_the_last_improvemen
     assert effective_patience(400, 100, 0.5) == 200 and effective_patience(-1, 100, 0.5) == 100
     with pytest.raises(ValueError, match="patience_fraction"):
         TrainConfig(patience_fraction=-0.1)
+
+
+def test_patience_steps_is_a_floor_counted_in_optimizer_steps():
+    # 200 steps: 40 epochs on a dataset of 5 steps per epoch (80 trials, batch 16), 20 at 10 per epoch
+    assert patience_floor(20, 200, 5) == 40 and patience_floor(20, 200, 10) == 20
+    assert patience_floor(20, 200, 30) == 20          # the epoch patience stays the floor
+    assert patience_floor(20, 201, 10) == 21          # rounded up: never fewer steps than asked
+    assert patience_floor(20, 0, 7) == 20             # 0 = no step floor (the published runs)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        patience_floor(20, 200, 0)
+    with pytest.raises(ValueError, match="patience_steps"):
+        TrainConfig(patience_steps=-1)
+
+
+def test_loop_counts_patience_steps_on_the_dataset_s_steps_per_epoch(val_tensors, tmp_path, monkeypatch):
+    # 16 training trials, batch 8 -> 2 steps per epoch; patience 1 epoch but 8 steps -> 4 epochs
+    patiences = []
+
+    def spy(epoch, best_cobps_epoch, best_loss_epoch, patience, rule, patience_fraction):
+        patiences.append(patience)
+        return should_stop(epoch, best_cobps_epoch, best_loss_epoch, patience, rule, patience_fraction)
+
+    monkeypatch.setattr(bookkeeping, "should_stop", spy)
+    train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 4, "batch_size": 8, "patience": 1,
+                                               "patience_steps": 8}, progress=False)
+    assert patiences and set(patiences) == {4}
 
 
 def test_should_stop_cobps_rule_boundaries():

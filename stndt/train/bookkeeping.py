@@ -24,7 +24,7 @@ from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, VAL_NLL, predict_l
 from stndt.train.outputs import write_member_outputs
 from stndt.train.setup import Member, val_mask_seed
 from stndt.train.stopping import STOP_CAP, STOP_DIVERGED, STOP_RULE, converged, effective_patience, improved, \
-    should_stop
+    patience_floor, should_stop
 
 TRAIN_COLUMNS: tuple[str, ...] = ("loss", "masked_nll", "contrast", "lr")  # empty in the epoch-0 row
 
@@ -69,6 +69,12 @@ def validate_untrained(m: Member, st: dict[str, Any], val: PhaseTensors, device:
     st["log"].append({"epoch": 0, "step": 0, **{c: None for c in TRAIN_COLUMNS}, **metrics, "time_s": 0.0})
 
 
+def member_patience(cfg, st: dict[str, Any]) -> int:
+    """The member's patience in epochs: `patience`, raised to `patience_steps` optimizer steps on this
+    dataset (every epoch has the same number of steps, so steps so far / epochs so far is exact)."""
+    return patience_floor(cfg.patience, cfg.patience_steps, max(1, st["step"] // max(1, st["epoch"])))
+
+
 def end_epoch(m: Member, st: dict[str, Any], means: list[float], lr: float, val: PhaseTensors,
               device: torch.device, elapsed_s: Callable[[], float]) -> dict[str, Any]:
     """After an epoch (st["epoch"], st["step"] already counted; m.model holds the new weights): apply
@@ -85,12 +91,14 @@ def end_epoch(m: Member, st: dict[str, Any], means: list[float], lr: float, val:
         metrics = validate(m, val, epoch, device)
         row.update(metrics)
         consider(m, st, metrics, epoch)
-        if should_stop(epoch, st["best"]["epoch"], st["best_loss"]["epoch"], cfg.patience, cfg.stop_rule,
+        patience = member_patience(cfg, st)
+        if should_stop(epoch, st["best"]["epoch"], st["best_loss"]["epoch"], patience, cfg.stop_rule,
                        cfg.patience_fraction):
             st["done"], st["stop_reason"] = True, STOP_RULE
-            m.log.info("epoch %d: converged (stop rule %r, patience %d, patience_fraction %g; best %s at "
-                       "epoch %d, best %s at epoch %d); stopping", epoch, cfg.stop_rule, cfg.patience,
-                       cfg.patience_fraction, VAL_CO_BPS, st["best"]["epoch"], VAL_MASKED_NLL,
+            m.log.info("epoch %d: converged (stop rule %r, patience %d epochs (patience %d, patience_steps %d "
+                       "at %d steps per epoch), patience_fraction %g; best %s at epoch %d, best %s at epoch %d); "
+                       "stopping", epoch, cfg.stop_rule, patience, cfg.patience, cfg.patience_steps,
+                       st["step"] // epoch, cfg.patience_fraction, VAL_CO_BPS, st["best"]["epoch"], VAL_MASKED_NLL,
                        st["best_loss"]["epoch"])
     if epoch >= cfg.max_epochs and not st["done"]:
         st["done"], st["stop_reason"] = True, STOP_CAP
@@ -126,7 +134,7 @@ def finish(m: Member, st: dict[str, Any], val: PhaseTensors, test: PhaseTensors 
 
 def unconverged_message(cfg, st: dict[str, Any]) -> str:
     """Why a member that reached its cap is not a result yet, and what to change."""
-    cobps_wait = effective_patience(st["best"]["epoch"], cfg.patience, cfg.patience_fraction)
+    cobps_wait = effective_patience(st["best"]["epoch"], member_patience(cfg, st), cfg.patience_fraction)
     return (f"NOT CONVERGED: stopped at the cap (max_epochs {cfg.max_epochs}, {st['step']} optimizer steps) before "
             f"the stopping rule fired; best {VAL_CO_BPS} at epoch {st['best']['epoch']}, best {VAL_MASKED_NLL} at "
             f"epoch {st['best_loss']['epoch']} (the rule waits {cobps_wait:g} epochs after each). Its numbers are "

@@ -26,6 +26,9 @@ class TrainConfig:
     # patience scaling with the member's own progress: a criterion last improved at epoch b waits
     # max(patience, patience_fraction * b) epochs (stndt.train.stopping); 0 = fixed (published runs)
     patience_fraction: float = 0.0
+    # floor of the patience in optimizer steps (stndt.train.stopping.patience_floor): a dataset with few
+    # training trials has few steps per epoch, and an epoch count alone would stop it before it learns
+    patience_steps: int = 0
     # "both" (the published runs, reference runner.py): stop when val co-bps AND val masked loss have
     # both gone more than `patience` epochs without improving; "cobps": at least `patience` epochs
     # since the best val co-bps (this project's earlier rule). See stndt.train.stopping.
@@ -51,7 +54,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
-        for name in ("patience", "warmup_epochs", "seed"):
+        for name in ("patience", "patience_steps", "warmup_epochs", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be a non-negative integer, got {value!r}")

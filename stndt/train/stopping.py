@@ -15,7 +15,13 @@ Patience that scales with the data (``patience_fraction``): a fixed patience is 
 A member that is still improving at epoch 800 on a harder dataset deserves a longer wait than one that
 peaked at epoch 80, so the patience a criterion gets is ``max(patience, patience_fraction x the epoch of
 its last improvement)``: a member must stay stalled for that share of its own training so far. 0 (the
-default and the published runs) is the fixed patience. Whatever the patience, ``max_epochs`` caps
+default and the published runs) is the fixed patience.
+
+Patience in optimizer steps (``patience_steps``): an epoch is one pass over the training trials, so 20
+epochs are 200 steps on 160 trials but only 100 on 80 (batch 16), and a member on a small dataset could
+stop as "converged" before it started to learn. ``patience_steps`` sets a floor in steps, converted to
+epochs for this dataset by `patience_floor` (ceil(patience_steps / steps per epoch)); the patience in
+epochs is the larger of the two. Whatever the patience, ``max_epochs`` caps
 training; a member stopped there before the rule fired has not converged (``converged``).
 The decision is a pure function of epoch counters, so it is tested on hand-made histories and a
 resumed run makes exactly the decisions of an uninterrupted one (the counters live in state.pt).
@@ -47,6 +53,14 @@ STOP_RULE, STOP_CAP, STOP_DIVERGED = "early_stopping", "max_epochs", "diverged"
 def effective_patience(best_epoch: int, patience: int, patience_fraction: float = 0.0) -> float:
     """The patience a criterion last improved at `best_epoch` gets: max(patience, fraction x best_epoch)."""
     return max(float(patience), patience_fraction * max(best_epoch, 0))
+
+
+def patience_floor(patience: int, patience_steps: int, steps_per_epoch: int) -> int:
+    """The patience in epochs on a dataset with `steps_per_epoch` optimizer steps per epoch: at least
+    `patience` epochs and at least `patience_steps` steps (0 = no step floor, the published runs)."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be positive, got {steps_per_epoch}")
+    return max(int(patience), math.ceil(patience_steps / steps_per_epoch))
 
 
 def should_stop(epoch: int, best_cobps_epoch: int, best_loss_epoch: int, patience: int,
