@@ -215,6 +215,23 @@ def test_state_of_other_params_is_not_resumed(tensors, tmp_path):
     assert b[VAL_CO_BPS] == c[VAL_CO_BPS] != a[VAL_CO_BPS]
 
 
+def test_deterministic_setting_turns_on_torch_s_deterministic_kernels(tensors, tmp_path, monkeypatch):
+    val, _ = tensors
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    plain = train_member(val, None, tmp_path / "plain", {**TINY, "max_epochs": 2}, progress=False)
+    assert not torch.are_deterministic_algorithms_enabled()
+    try:
+        det = train_member(val, None, tmp_path / "det", {**TINY, "max_epochs": 2, "deterministic": True},
+                           progress=False)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)  # process-wide: leave the other tests as they were
+    assert det[VAL_CO_BPS] == plain[VAL_CO_BPS]      # on the CPU the kernels were deterministic already
+    with pytest.raises(ValueError, match="deterministic"):
+        train_member(val, None, tmp_path / "bad", {**TINY, "deterministic": "yes"})
+
+
 # --------------------------------------------------------------------------------------- kill / resume
 RUNNER = textwrap.dedent("""
     import json, sys

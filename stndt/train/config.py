@@ -44,6 +44,10 @@ class TrainConfig:
     device: str = "auto"           # 'auto' = CUDA when available, else CPU; or any torch device string
     bf16: bool | None = None       # None = bfloat16 autocast where it is fast: CUDA, CPUs with AVX-512 BF16 / AMX
     num_threads: int | None = None  # torch CPU threads; None leaves torch's default
+    # torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG: bitwise-equal reruns and exact resume
+    # on CUDA too (CPU runs are deterministic without it); slower on CUDA, and torch raises naming any op
+    # that has no deterministic CUDA kernel. Off in the published runs.
+    deterministic: bool = False
     checkpoint_every_epochs: int = 100  # resumable state.pt is saved at the first of these two limits
     checkpoint_every_s: float = 300.0
     keep_state: bool = False       # keep state.pt after the outputs are written
@@ -70,5 +74,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.stop_rule must be one of {', '.join(STOP_RULES)}, got {self.stop_rule!r}")
         if self.bf16 not in (None, True, False):
             raise ValueError(f"TrainConfig.bf16 must be true, false or null, got {self.bf16!r}")
+        if not isinstance(self.deterministic, bool):
+            raise ValueError(f"TrainConfig.deterministic must be true or false, got {self.deterministic!r}")
         if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
             raise ValueError(f"TrainConfig.num_threads must be a positive integer or null, got {self.num_threads!r}")

@@ -61,7 +61,7 @@ PACK_STATE_FORMAT = "stndt-pack-state-v1"
 PACK_STATE_KEYS: tuple[str, ...] = ("format", "fingerprint", "epoch", "elapsed_s", "members", "active", "params",
                                     "optimizer", "dropout_rng", "generators")
 # TrainConfig fields every member of a pack must share: they fix the shape or place of the batched step.
-SHARED_TRAIN_FIELDS: tuple[str, ...] = ("batch_size", "device", "bf16")
+SHARED_TRAIN_FIELDS: tuple[str, ...] = ("batch_size", "device", "bf16", "deterministic")
 
 
 def pack_state_path(out_dirs: Sequence[str | Path]) -> Path:

@@ -10,6 +10,7 @@ generator re-seeded from the seed and the epoch at each validation, so it needs 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,25 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def use_deterministic_kernels() -> None:
+    """Ask for kernels that give bitwise-equal results from run to run (training.deterministic).
+
+    On the CPU this project's training is deterministic already (tested). On CUDA, cuBLAS needs a fixed
+    workspace (CUBLAS_WORKSPACE_CONFIG, read when cuBLAS starts, so it is set before the model is built)
+    and torch must pick deterministic kernels; torch raises, naming the op, if one has none.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+
+
 def resolve_runtime(train_cfg: TrainConfig) -> tuple[torch.device, bool]:
     """Apply num_threads (and, on CPU, keep_freed_memory); (device, bf16 autocast?) of a run
     (bf16=None: on CUDA, and on a CPU with bf16 matrix instructions, where it is faster than float32)."""
     if train_cfg.num_threads is not None:
         torch.set_num_threads(train_cfg.num_threads)
+    if train_cfg.deterministic:
+        use_deterministic_kernels()
     device = resolve_device(train_cfg.device)
     if device.type == "cpu":
         keep_freed_memory()
