@@ -25,6 +25,7 @@ Prints, per setting: mean and SD over members of val co-bps (model selection spl
 test rate R2 against the true rates (the synthetic test split's targets are known), and the mean paired
 difference to reference/fp32 with its SD. Per-member rows with --json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,27 +60,54 @@ def prepare_data(cfg: dict[str, Any], out: Path) -> tuple[str, str, dict[str, Pa
     results_dir if a DAG run made them, otherwise generated under `out` with the workflow's commands."""
     name, ds = next((k, v) for k, v in cfg["datasets"].items() if v.get("source") == "synthetic")
     layout, bw = ds["layout"], int(cfg.get("bin_width_ms", 5))
-    files = {p: ROOT / cfg.get("results_dir", "results") / name / f for p, f in
-             (("val", "tensors/val.h5"), ("test", "tensors/test.h5"), ("truth", "truth.h5"))}
+    files = {
+        p: ROOT / cfg.get("results_dir", "results") / name / f
+        for p, f in (("val", "tensors/val.h5"), ("test", "tensors/test.h5"), ("truth", "truth.h5"))
+    }
     if all(f.exists() for f in files.values()):
         return name, layout, files
     d = out / name
     files = {"val": d / "tensors" / "val.h5", "test": d / "tensors" / "test.h5", "truth": d / "truth.h5"}
     raw, hidden = d / "raw", d / "truth" / "full.nwb"
     if not hidden.exists():
-        _cli("synthesize", "--layout", layout, "--raw", str(raw), "--hidden", str(hidden),
-             "--params", json.dumps(ds.get("synthetic", {}), sort_keys=True), "--seed", str(cfg.get("seed", 0)))
+        _cli(
+            "synthesize",
+            "--layout",
+            layout,
+            "--raw",
+            str(raw),
+            "--hidden",
+            str(hidden),
+            "--params",
+            json.dumps(ds.get("synthetic", {}), sort_keys=True),
+            "--seed",
+            str(cfg.get("seed", 0)),
+        )
     for phase in ("val", "test"):
         if not files[phase].exists():
-            _cli("tensors", "--raw", str(raw), "--layout", layout, "--phase", phase, "--bin-width", str(bw),
-                 "--hidden", str(hidden), "--out", str(files[phase]))
+            _cli(
+                "tensors",
+                "--raw",
+                str(raw),
+                "--layout",
+                layout,
+                "--phase",
+                phase,
+                "--bin-width",
+                str(bw),
+                "--hidden",
+                str(hidden),
+                "--out",
+                str(files[phase]),
+            )
     if not files["truth"].exists():
         _cli("truth", "--hidden", str(hidden), "--layout", layout, "--bin-width", str(bw), "--out", str(files["truth"]))
     return name, layout, files
 
 
-def member_params(cfg: dict[str, Any], layout: str, index: int, setting: dict[str, Any],
-                  epochs: int | None) -> dict[str, Any]:
+def member_params(
+    cfg: dict[str, Any], layout: str, index: int, setting: dict[str, Any], epochs: int | None
+) -> dict[str, Any]:
     """Member `index`'s workflow parameters (same draw in every setting), then the setting's switches."""
     from stndt.train.members import resolve_member, space_for
     from stndt.train.search_space import load_search_spaces
@@ -100,15 +128,32 @@ def train_one(files: dict[str, Path], out: Path, params: dict[str, Any]) -> dict
     from stndt.evaluate.pipeline import score_rates
 
     if not (out / "metrics_val.json").exists():
-        _cli("train", "--val", str(files["val"]), "--test", str(files["test"]), "--out", str(out),
-             "--params", json.dumps(params), "--truth", str(files["truth"]), "--threads", "1")
+        _cli(
+            "train",
+            "--val",
+            str(files["val"]),
+            "--test",
+            str(files["test"]),
+            "--out",
+            str(out),
+            "--params",
+            json.dumps(params),
+            "--truth",
+            str(files["truth"]),
+            "--threads",
+            "1",
+        )
     if not (out / "metrics_test.json").exists():
         score_rates(out / "rates_test.h5", files["test"], out / "metrics_test.json", files["truth"])
     val = json.loads((out / "metrics_val.json").read_text())
     test = json.loads((out / "metrics_test.json").read_text())
     summary = json.loads((out / "params.json").read_text()).get("training", {})
-    return {"val co-bps": val["co-bps"], "test co-bps": test["co-bps"], "test rate R2": test.get("rate R2"),
-            "seconds": float(summary.get("train_seconds") or "nan")}
+    return {
+        "val co-bps": val["co-bps"],
+        "test co-bps": test["co-bps"],
+        "test rate R2": test.get("rate R2"),
+        "seconds": float(summary.get("train_seconds") or "nan"),
+    }
 
 
 def _mean_sd(xs: list[float]) -> str:
@@ -150,8 +195,12 @@ def main() -> int:
         setting, i = job
         params = member_params(cfg, layout, i, SETTINGS[setting], args.epochs)
         out = args.out / name / setting.replace("/", "_") / f"m{i:03d}"
-        return {"setting": setting, "member": i, "max_span": params.get("mask_max_span"),
-                **train_one(files, out, params)}
+        return {
+            "setting": setting,
+            "member": i,
+            "max_span": params.get("mask_max_span"),
+            **train_one(files, out, params),
+        }
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(run, jobs))

@@ -6,6 +6,7 @@ MC_Maze layout, larger budget) up to the evaluation stage and prints every metho
 Prints one row per method (test split of the synthetic data, whose targets are known): co-bps, vel R2,
 psth R2, rate R2 and co-bps as a percentage of the oracle's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,14 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = {"oracle": "oracle (true rates)", "stndt_ensemble": "STNDT ensemble", "stndt_single": "STNDT best member",
-        "ndt_ensemble": "NDT ensemble", "no_contrast_ensemble": "STNDT no-contrast ensemble",
-        "smoothing": "smoothing"}
+ROWS = {
+    "oracle": "oracle (true rates)",
+    "stndt_ensemble": "STNDT ensemble",
+    "stndt_single": "STNDT best member",
+    "ndt_ensemble": "NDT ensemble",
+    "no_contrast_ensemble": "STNDT no-contrast ensemble",
+    "smoothing": "smoothing",
+}
 COLUMNS = ["co-bps", "vel R2", "psth R2", "rate R2"]
 
 
@@ -33,8 +39,22 @@ def main() -> int:
     args = ap.parse_args()
     cfg = yaml.safe_load(args.config.read_text())
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-                    "--configfile", str(args.config), "--cores", args.cores, "evaluate"], cwd=ROOT, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "workflow" / "Snakefile"),
+            "--configfile",
+            str(args.config),
+            "--cores",
+            args.cores,
+            "evaluate",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
     minutes = (time.perf_counter() - start) / 60
     rows = []
     for ds in cfg["datasets"]:
@@ -43,8 +63,14 @@ def main() -> int:
         oracle = test.loc["oracle", "co-bps"]
         for method, name in ROWS.items():
             r = test.loc[method]
-            rows.append({"dataset": ds, "method": name, **{c: float(r[c]) for c in COLUMNS},
-                         "% oracle co-bps": 100 * float(r["co-bps"]) / oracle})
+            rows.append(
+                {
+                    "dataset": ds,
+                    "method": name,
+                    **{c: float(r[c]) for c in COLUMNS},
+                    "% oracle co-bps": 100 * float(r["co-bps"]) / oracle,
+                }
+            )
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

@@ -11,6 +11,7 @@ ensemble's honest split-half estimate on VAL (the selection-free local number), 
 oracle's, how many members stopped by the stopping rule vs at the cap (not converged), and the wall time
 of the layout's DAG. Results stay in --out (default results_layouts/), so a rerun reuses what is done.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,17 +40,36 @@ LAYOUTS: dict[str, dict[str, int]] = {
     "dmfc_rsg": dict(n_heldin=40, n_heldout=14, n_train=80, n_val=32, n_test=32, n_conditions=8),
     "mc_maze_small": dict(n_heldin=107, n_heldout=35, n_train=75, n_val=25, n_test=100, n_conditions=27),
 }
-METHODS = {"oracle": "oracle (true rates)", "smoothing": "smoothing", "stndt_single": "STNDT best member",
-           "stndt_ensemble": "STNDT ensemble"}
+METHODS = {
+    "oracle": "oracle (true rates)",
+    "smoothing": "smoothing",
+    "stndt_single": "STNDT best member",
+    "stndt_ensemble": "STNDT ensemble",
+}
 
 
 def layout_config(layout: str, sizes: dict, default: dict, members: int, results: Path) -> dict:
     """A one-dataset config with the default config's training settings."""
-    cfg = {k: default[k] for k in ("seed", "bin_width_ms", "search_spaces", "search_overrides", "training", "evaluation",
-                                   "resources", "search") if k in default}
+    cfg = {
+        k: default[k]
+        for k in (
+            "seed",
+            "bin_width_ms",
+            "search_spaces",
+            "search_overrides",
+            "training",
+            "evaluation",
+            "resources",
+            "search",
+        )
+        if k in default
+    }
     cfg["search_spaces"] = str(ROOT / cfg.get("search_spaces", "config/search_spaces.yaml"))
-    cfg.update(results_dir=str(results), variants={"stndt": members, "ndt": 0, "no_contrast": 0},
-               datasets={f"{layout}_synth": {"source": "synthetic", "layout": layout, "synthetic": sizes}})
+    cfg.update(
+        results_dir=str(results),
+        variants={"stndt": members, "ndt": 0, "no_contrast": 0},
+        datasets={f"{layout}_synth": {"source": "synthetic", "layout": layout, "synthetic": sizes}},
+    )
     return cfg
 
 
@@ -58,9 +78,25 @@ def run_layout(layout: str, cfg: dict, out: Path, cores: str) -> float:
     cfg_path = out / f"{layout}.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "evaluate", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-                    "--configfile", str(cfg_path), "--directory", str(out), "--cores", cores, "--quiet"],
-                   cwd=out, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "evaluate",
+            "--snakefile",
+            str(ROOT / "workflow" / "Snakefile"),
+            "--configfile",
+            str(cfg_path),
+            "--directory",
+            str(out),
+            "--cores",
+            cores,
+            "--quiet",
+        ],
+        cwd=out,
+        check=True,
+    )
     return time.perf_counter() - start
 
 
@@ -77,10 +113,19 @@ def layout_rows(layout: str, results: Path, minutes: float) -> list[dict]:
     rows = []
 
     def add(method: str, split: str, m: dict) -> None:
-        rows.append({"layout": layout, "method": method, "split": split, CO_BPS: m.get(CO_BPS),
-                     "behaviour": f"{behaviour} {m[behaviour]:.3f}" if m.get(behaviour) is not None
-                     and pd.notna(m.get(behaviour)) else "",
-                     PSTH_R2: m.get(PSTH_R2), "% oracle co-bps": 100 * m[CO_BPS] / oracle})
+        rows.append(
+            {
+                "layout": layout,
+                "method": method,
+                "split": split,
+                CO_BPS: m.get(CO_BPS),
+                "behaviour": f"{behaviour} {m[behaviour]:.3f}"
+                if m.get(behaviour) is not None and pd.notna(m.get(behaviour))
+                else "",
+                PSTH_R2: m.get(PSTH_R2),
+                "% oracle co-bps": 100 * m[CO_BPS] / oracle,
+            }
+        )
 
     for method, name in METHODS.items():
         add(name, "test", test.loc[method].to_dict())
@@ -91,8 +136,10 @@ def layout_rows(layout: str, results: Path, minutes: float) -> list[dict]:
         add("STNDT ensemble, val holdout", f"val holdout ({val_scores['n_holdout']} trials)", val_scores["holdout"])
         rows[-1]["% oracle co-bps"] = None
     rows[0]["members (rule / cap)"] = f"{by_rule} / {at_cap}"
-    rows[0]["epochs (best..run)"] = (f"{int(table['best_epoch'].min())}-{int(table['best_epoch'].max())} .. "
-                                     f"{int(table['epochs_run'].min())}-{int(table['epochs_run'].max())}")
+    rows[0]["epochs (best..run)"] = (
+        f"{int(table['best_epoch'].min())}-{int(table['best_epoch'].max())} .. "
+        f"{int(table['epochs_run'].min())}-{int(table['epochs_run'].max())}"
+    )
     rows[0]["wall min"] = round(minutes, 1)
     return rows
 
@@ -111,14 +158,20 @@ def main() -> int:
         if layout not in LAYOUTS:
             ap.error(f"--layouts: unknown layout {layout!r} (have {', '.join(LAYOUTS)})")
         results = args.out.resolve() / layout
-        seconds = run_layout(layout, layout_config(layout, LAYOUTS[layout], default, args.members, results),
-                             args.out.resolve(), args.cores)
+        seconds = run_layout(
+            layout,
+            layout_config(layout, LAYOUTS[layout], default, args.members, results),
+            args.out.resolve(),
+            args.cores,
+        )
         rows += layout_rows(layout, results, seconds / 60)
     table = pd.DataFrame(rows).fillna("")
     print(table.to_markdown(index=False, floatfmt=".3f"))
-    print(f"\nsettings: {args.config} (training, search_overrides), {args.members} STNDT members per layout; "
-          "test = the synthetic test split (known targets), val = the honest split-half estimate and the val "
-          "holdout (evaluation.holdout), both free of selection on the trials they score")
+    print(
+        f"\nsettings: {args.config} (training, search_overrides), {args.members} STNDT members per layout; "
+        "test = the synthetic test split (known targets), val = the honest split-half estimate and the val "
+        "holdout (evaluation.holdout), both free of selection on the trials they score"
+    )
     return 0
 
 

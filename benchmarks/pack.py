@@ -18,6 +18,7 @@ Usage: python benchmarks/pack.py [--quick] [--json] [--device cpu|cuda] [--shape
        [--malloc-default] [--compile default,reduce-overhead]
 Run it alone (under `nice`): other processes on the machine distort the timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,23 @@ def _configs(shapes: str, k: int):
     from stndt.model import ModelConfig, ObjectiveConfig
 
     _, n_in, n_out, t, t_fp, layers = SHAPES[shapes]
-    mcfgs = [ModelConfig(n_heldin=n_in, n_heldout=n_out, t_bins=t, t_forward=t_fp, n_layers=layers, n_heads=2,
-                         ff_hidden=128, context_forward=50, context_backward=50, dropout=0.1 + 0.01 * (i % 3),
-                         dropout_rates=0.1, dropout_embedding=0.1) for i in range(k)]
+    mcfgs = [
+        ModelConfig(
+            n_heldin=n_in,
+            n_heldout=n_out,
+            t_bins=t,
+            t_forward=t_fp,
+            n_layers=layers,
+            n_heads=2,
+            ff_hidden=128,
+            context_forward=50,
+            context_backward=50,
+            dropout=0.1 + 0.01 * (i % 3),
+            dropout_rates=0.1,
+            dropout_embedding=0.1,
+        )
+        for i in range(k)
+    ]
     return mcfgs, [ObjectiveConfig(mask_ratio=0.25) for _ in range(k)]
 
 
@@ -63,8 +78,17 @@ def _maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_row(shapes: str, device_name: str, dtype: str, k: int, steps: int, warmup: int,
-            threads: int | None, malloc_default: bool = False, compile_mode: str | None = None) -> dict:
+def run_row(
+    shapes: str,
+    device_name: str,
+    dtype: str,
+    k: int,
+    steps: int,
+    warmup: int,
+    threads: int | None,
+    malloc_default: bool = False,
+    compile_mode: str | None = None,
+) -> dict:
     """Time `steps` pack steps of K members (K = 1: the solo step) in this process.
 
     compile_mode (K = 1 only): the solo model under torch.compile with that mode ("default", or
@@ -129,17 +153,32 @@ def run_row(shapes: str, device_name: str, dtype: str, k: int, steps: int, warmu
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     sec = statistics.median(times)
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _maxrss_mb() - rss0)
-    return {"shapes": shapes, "device": device.type, "dtype": dtype, "pack": k,
-            "mode": f"compile:{compile_mode}" if compile_mode else "eager",
-            "member_steps_per_s": round(k / sec, 2), "ms_per_pack_step": round(1000 * sec, 1),
-            "peak_mem_mb": round(peak, 1), "_threads": torch.get_num_threads()}
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _maxrss_mb() - rss0
+    return {
+        "shapes": shapes,
+        "device": device.type,
+        "dtype": dtype,
+        "pack": k,
+        "mode": f"compile:{compile_mode}" if compile_mode else "eager",
+        "member_steps_per_s": round(k / sec, 2),
+        "ms_per_pack_step": round(1000 * sec, 1),
+        "peak_mem_mb": round(peak, 1),
+        "_threads": torch.get_num_threads(),
+    }
 
 
 def _subprocess_row(key: tuple, args: argparse.Namespace, compile_mode: str | None = None) -> dict:
     shapes, device, dtype, k = key
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--_row", f"{shapes}:{device}:{dtype}:{k}",
-           "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--_row",
+        f"{shapes}:{device}:{dtype}:{k}",
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
     if compile_mode:
         cmd += ["--_compile", compile_mode]
     if args.threads:
@@ -170,15 +209,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=5, help="timed steps per row (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--malloc-default", action="store_true",
-                   help="leave glibc malloc's defaults (training calls stndt.train.device.keep_freed_memory)")
-    p.add_argument("--mem-gb", type=float, default=None,
-                   help="skip rows estimated above this (default: half of MemAvailable on CPU, none on CUDA)")
+    p.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="leave glibc malloc's defaults (training calls stndt.train.device.keep_freed_memory)",
+    )
+    p.add_argument(
+        "--mem-gb",
+        type=float,
+        default=None,
+        help="skip rows estimated above this (default: half of MemAvailable on CPU, none on CUDA)",
+    )
     p.add_argument("--quick", action="store_true", help="default shapes, K = 1 and 8, 3 steps after 1 warm-up")
     p.add_argument("--json", action="store_true", help="print the rows as a JSON list")
-    p.add_argument("--compile", default="",
-                   help="also time the solo step under torch.compile with these modes, e.g. "
-                        "default,reduce-overhead (CUDA graphs; GPU only)")
+    p.add_argument(
+        "--compile",
+        default="",
+        help="also time the solo step under torch.compile with these modes, e.g. "
+        "default,reduce-overhead (CUDA graphs; GPU only)",
+    )
     p.add_argument("--_row", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_compile", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -186,12 +235,26 @@ def main(argv: list[str] | None = None) -> None:
         args.shapes, args.packs, args.steps, args.warmup = "default", "1,8", 3, 1
     if args._row:
         shapes, device, dtype, k = args._row.split(":")
-        print(json.dumps(run_row(shapes, device, dtype, int(k), args.steps, args.warmup, args.threads,
-                                    args.malloc_default, args._compile)))
+        print(
+            json.dumps(
+                run_row(
+                    shapes,
+                    device,
+                    dtype,
+                    int(k),
+                    args.steps,
+                    args.warmup,
+                    args.threads,
+                    args.malloc_default,
+                    args._compile,
+                )
+            )
+        )
         return
 
-    budget_mb = 1024 * (args.mem_gb if args.mem_gb is not None
-                        else (_available_gb() / 2 if args.device == "cpu" else float("inf")))
+    budget_mb = 1024 * (
+        args.mem_gb if args.mem_gb is not None else (_available_gb() / 2 if args.device == "cpu" else float("inf"))
+    )
     rows = []
     for shapes in args.shapes.split(","):
         for dtype in args.dtypes.split(","):
@@ -199,24 +262,36 @@ def main(argv: list[str] | None = None) -> None:
             for k in sorted(int(x) for x in args.packs.split(",")):
                 row = {"shapes": shapes, "device": args.device, "dtype": dtype, "pack": k, "mode": "eager"}
                 if k * per_member > budget_mb:
-                    rows.append({**row, "member_steps_per_s": None,
-                                 "skipped": f"needs ~{k * per_member / 1024:.1f} GB > {budget_mb / 1024:.1f} GB"})
+                    rows.append(
+                        {
+                            **row,
+                            "member_steps_per_s": None,
+                            "skipped": f"needs ~{k * per_member / 1024:.1f} GB > {budget_mb / 1024:.1f} GB",
+                        }
+                    )
                     continue
                 rows.append(_subprocess_row((shapes, args.device, dtype, k), args))
                 if k == 1 and rows[-1]["peak_mem_mb"] > 0:
                     per_member = 1.2 * rows[-1]["peak_mem_mb"]
                 if k == 1:
-                    rows += [_subprocess_row((shapes, args.device, dtype, 1), args, mode)
-                             for mode in args.compile.split(",") if mode]
+                    rows += [
+                        _subprocess_row((shapes, args.device, dtype, 1), args, mode)
+                        for mode in args.compile.split(",")
+                        if mode
+                    ]
     public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     if args.json:
         print(json.dumps(public, indent=1))
         return
     threads = next((r["_threads"] for r in rows if "_threads" in r), "?")
-    print(f"member-steps/s, median of {args.steps} steps after {args.warmup} warm-up, device {args.device}, "
-          f"{threads} threads, {os.cpu_count()} CPUs visible; K = 1 is train_member's solo step")
-    print(f"{'shapes':8s} {'dtype':5s} {'pack':>4s} {'member-steps/s':>15s} {'vs solo':>8s} {'ms/pack-step':>13s} "
-          f"{'peak MB':>8s}")
+    print(
+        f"member-steps/s, median of {args.steps} steps after {args.warmup} warm-up, device {args.device}, "
+        f"{threads} threads, {os.cpu_count()} CPUs visible; K = 1 is train_member's solo step"
+    )
+    print(
+        f"{'shapes':8s} {'dtype':5s} {'pack':>4s} {'member-steps/s':>15s} {'vs solo':>8s} {'ms/pack-step':>13s} "
+        f"{'peak MB':>8s}"
+    )
     solo = {}
     for r in rows:
         if r.get("member_steps_per_s") is None:
@@ -227,8 +302,10 @@ def main(argv: list[str] | None = None) -> None:
         base = solo.get((r["shapes"], r["dtype"]))
         ratio = f"{r['member_steps_per_s'] / base:.2f}x" if base else "-"
         mode = "" if r["mode"] == "eager" else f"  (solo, {r['mode']})"
-        print(f"{r['shapes']:8s} {r['dtype']:5s} {r['pack']:4d} {r['member_steps_per_s']:15.2f} {ratio:>8s} "
-              f"{r['ms_per_pack_step']:13.1f} {r['peak_mem_mb']:8.0f}{mode}")
+        print(
+            f"{r['shapes']:8s} {r['dtype']:5s} {r['pack']:4d} {r['member_steps_per_s']:15.2f} {ratio:>8s} "
+            f"{r['ms_per_pack_step']:13.1f} {r['peak_mem_mb']:8.0f}{mode}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ no choice is made on them: the out-of-sample comparison). Bayesian search maximi
 val numbers are selection-biased upwards more than random search's; compare the honest and test columns.
 Member folders land in --workdir (default results/bench_search) and are reused when a run is repeated.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,12 +52,40 @@ def make_dataset(workdir: Path) -> tuple[Path, Path]:
     raw, hidden = workdir / "data" / "raw", workdir / "data" / "truth" / "full.nwb"
     val, test = workdir / "data" / "tensors" / "val.h5", workdir / "data" / "tensors" / "test.h5"
     if not hidden.exists():
-        cli(["synthesize", "--layout", LAYOUT, "--raw", str(raw), "--hidden", str(hidden),
-             "--params", json.dumps(SYNTHETIC), "--seed", str(DATA_SEED)])
+        cli(
+            [
+                "synthesize",
+                "--layout",
+                LAYOUT,
+                "--raw",
+                str(raw),
+                "--hidden",
+                str(hidden),
+                "--params",
+                json.dumps(SYNTHETIC),
+                "--seed",
+                str(DATA_SEED),
+            ]
+        )
     for phase, out in (("val", val), ("test", test)):
         if not out.exists():
-            cli(["tensors", "--raw", str(raw), "--layout", LAYOUT, "--phase", phase, "--bin-width", str(BIN_MS),
-                 "--hidden", str(hidden), "--out", str(out)])
+            cli(
+                [
+                    "tensors",
+                    "--raw",
+                    str(raw),
+                    "--layout",
+                    LAYOUT,
+                    "--phase",
+                    phase,
+                    "--bin-width",
+                    str(BIN_MS),
+                    "--hidden",
+                    str(hidden),
+                    "--out",
+                    str(out),
+                ]
+            )
     return val, test
 
 
@@ -68,8 +97,9 @@ def space_and_training(epochs: int) -> tuple[dict[str, Any], dict[str, Any]]:
 
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     # n_heads 1: the spatial attention's token width is the bin count (45 at 20 ms), which 2 does not divide
-    space = search_space_for(LAYOUT, load_search_spaces(ROOT / cfg["search_spaces"]),
-                             {**cfg["search_overrides"], "n_heads": 1})
+    space = search_space_for(
+        LAYOUT, load_search_spaces(ROOT / cfg["search_spaces"]), {**cfg["search_overrides"], "n_heads": 1}
+    )
     training = {**cfg["training"], "max_epochs": epochs, "patience": epochs, "num_threads": 1, "device": "cpu"}
     return space, training
 
@@ -94,7 +124,7 @@ def member_params(proposal: dict[str, Any], training: dict[str, Any], seed: int,
 
 def run_searches(args: argparse.Namespace, val: Path, test: Path) -> dict[tuple[int, str], list[Path]]:
     """Train every set; waves advance together so the worker pool stays busy. Returns member folders."""
-    from stndt.train.members import member_id
+    from stndt.members import member_id
     from stndt.train.search import completed_members, propose_wave, wave_indices
 
     space, training = space_and_training(args.epochs)
@@ -110,16 +140,24 @@ def run_searches(args: argparse.Namespace, val: Path, test: Path) -> dict[tuple[
                         sets[(s, method)] = list(sets[(s, "random")])
                         continue
                     t0 = time.perf_counter()
-                    proposals = propose_wave(space, s, wave, args.wave_size,
-                                             completed_members(sets[(s, method)], space), method)
+                    proposals = propose_wave(
+                        space, s, wave, args.wave_size, completed_members(sets[(s, method)], space), method
+                    )
                     if method == "bayes" and wave > 0:
                         print(f"seed {s} wave {wave}: proposed in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
                     for i, p in zip(wave_indices(wave, args.wave_size), proposals):
                         out = Path(args.workdir) / f"seed{s}" / folder / member_id(i)
-                        jobs.append({"out": str(out), "val": str(val), "test": str(test),
-                                     "params": member_params(p, training, s, i), "key": (s, method)})
+                        jobs.append(
+                            {
+                                "out": str(out),
+                                "val": str(val),
+                                "test": str(test),
+                                "params": member_params(p, training, s, i),
+                                "key": (s, method),
+                            }
+                        )
             t0 = time.perf_counter()
-            for job, (out, value) in zip(jobs, pool.map(train_job, jobs)):
+            for job, (out, _value) in zip(jobs, pool.map(train_job, jobs)):
                 sets[job["key"]].append(Path(out))
             if wave == 0:
                 for s in args.seeds:
@@ -133,30 +171,42 @@ def evaluate_set(dirs: list[Path], val: Path, test: Path, seed: int, wave_size: 
     import numpy as np
     import pandas as pd
 
+    from stndt.data.tensors import read_layout
     from stndt.evaluate.ensemble import select_ensemble
     from stndt.evaluate.metrics import load_targets, score
-    from stndt.data.tensors import read_layout
 
     layout, bw = read_layout(val)
-    table = pd.DataFrame({"member": [d.name for d in dirs],
-                          "co-bps": [json.loads((d / "params.json").read_text())["training"]["val co-bps"]
-                                     for d in dirs]})
+    table = pd.DataFrame(
+        {
+            "member": [d.name for d in dirs],
+            "co-bps": [json.loads((d / "params.json").read_text())["training"]["val co-bps"] for d in dirs],
+        }
+    )
     by_id = {d.name: d for d in dirs}
     targets_test = load_targets(test)
-    chosen = select_ensemble({m: by_id[m] / "rates_val.h5" for m in by_id}, table, load_targets(val), layout, bw,
-                             seed=seed, member_rates_test={m: by_id[m] / "rates_test.h5" for m in by_id},
-                             targets_test=targets_test)
+    chosen = select_ensemble(
+        {m: by_id[m] / "rates_val.h5" for m in by_id},
+        table,
+        load_targets(val),
+        layout,
+        bw,
+        seed=seed,
+        member_rates_test={m: by_id[m] / "rates_test.h5" for m in by_id},
+        targets_test=targets_test,
+    )
     from stndt.evaluate.metrics import load_rates
 
     best = chosen["ranking"][0]
     best_test = score(targets_test, load_rates(by_id[best] / "rates_test.h5"), layout, bw)["co-bps"]
-    return {"best member val co-bps": float(table["co-bps"].max()),
-            "mean val co-bps after wave 0": float(np.mean(table["co-bps"][wave_size:])),
-            "ensemble n": int(chosen["n"]),
-            "ensemble val co-bps": chosen["val"]["co-bps"],
-            "honest val co-bps": chosen["honest"]["metrics"]["co-bps"],
-            "best member test co-bps": float(best_test),
-            "ensemble test co-bps": chosen["test"]["co-bps"]}
+    return {
+        "best member val co-bps": float(table["co-bps"].max()),
+        "mean val co-bps after wave 0": float(np.mean(table["co-bps"][wave_size:])),
+        "ensemble n": int(chosen["n"]),
+        "ensemble val co-bps": chosen["val"]["co-bps"],
+        "honest val co-bps": chosen["honest"]["metrics"]["co-bps"],
+        "best member test co-bps": float(best_test),
+        "ensemble test co-bps": chosen["test"]["co-bps"],
+    }
 
 
 def main() -> int:
@@ -172,22 +222,29 @@ def main() -> int:
     start = time.perf_counter()
     val, test = make_dataset(args.workdir)
     sets = run_searches(args, val, test)
-    rows = [{"seed": s, "method": m, **evaluate_set(dirs, val, test, s, args.wave_size)}
-            for (s, m), dirs in sets.items()]
+    rows = [
+        {"seed": s, "method": m, **evaluate_set(dirs, val, test, s, args.wave_size)} for (s, m), dirs in sets.items()
+    ]
     minutes = (time.perf_counter() - start) / 60
     if args.json:
-        print(json.dumps({"rows": rows, "minutes": minutes, "settings": vars(args) | {"workdir": str(args.workdir)}},
-                         indent=1))
+        print(
+            json.dumps(
+                {"rows": rows, "minutes": minutes, "settings": vars(args) | {"workdir": str(args.workdir)}}, indent=1
+            )
+        )
     else:
         import pandas as pd
 
         table = pd.DataFrame(rows)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print("\nmean over seeds:")
-        print(table.drop(columns="seed").groupby("method", sort=False).mean().to_string(
-            float_format=lambda v: f"{v:.4f}"))
-        print(f"\n{args.members} members per set, waves of {args.wave_size}, {args.epochs} epochs; "
-              f"wall time {minutes:.1f} min with {args.workers} workers")
+        print(
+            table.drop(columns="seed").groupby("method", sort=False).mean().to_string(float_format=lambda v: f"{v:.4f}")
+        )
+        print(
+            f"\n{args.members} members per set, waves of {args.wave_size}, {args.epochs} epochs; "
+            f"wall time {minutes:.1f} min with {args.workers} workers"
+        )
     return 0
 
 

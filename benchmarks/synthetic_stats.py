@@ -18,6 +18,7 @@ Sizes (SIZES below): the real datasets' trials per condition, share of test tria
 held-in:held-out ratio; fewer units and conditions for the big ones, to run in minutes. `--quick` halves
 trials and units; `--real-units` uses the real unit counts (several minutes per layout).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ from stndt.evaluate.metrics import score  # noqa: E402
 from stndt.evaluate.smoothing import smoothing_rates  # noqa: E402
 
 BIN_MS = 5
-PSTH_MARGIN = 0.1   # the oracle's psth R2 must exceed smoothing's by this much ("clearly below")
+PSTH_MARGIN = 0.1  # the oracle's psth R2 must exceed smoothing's by this much ("clearly below")
 
 # Sizes: what decides the oracle-vs-smoothing comparisons is kept from the NLB'21 datasets: trials per
 # condition (MC_Maze ~21 train+val and ~5 test; the scaling sizes 27 conditions with 100 test trials, so
@@ -60,8 +61,15 @@ SIZES: dict[str, dict] = {
     "area2_bump": dict(n_heldin=49, n_heldout=16, n_train=273, n_val=91, n_test=100, n_conditions=16),
     "dmfc_rsg": dict(n_heldin=40, n_heldout=14, n_train=252, n_val=84, n_test=80, n_conditions=16),
 }
-REAL_UNITS = {"mc_maze": (137, 45), "mc_maze_large": (122, 40), "mc_maze_medium": (114, 38),
-              "mc_maze_small": (107, 35), "mc_rtt": (98, 32), "area2_bump": (49, 16), "dmfc_rsg": (40, 14)}
+REAL_UNITS = {
+    "mc_maze": (137, 45),
+    "mc_maze_large": (122, 40),
+    "mc_maze_medium": (114, 38),
+    "mc_maze_small": (107, 35),
+    "mc_rtt": (98, 32),
+    "area2_bump": (49, 16),
+    "dmfc_rsg": (40, 14),
+}
 DEFAULT = "default"
 DEFAULTS = "defaults"  # the mc_maze layout at SyntheticConfig's own defaults (the recommended default-run sizes)
 
@@ -80,8 +88,11 @@ def quick(sizes: dict) -> dict:
 def default_datasets() -> dict[str, tuple[str, dict]]:
     """{name: (layout, SyntheticConfig overrides)} of config/config.yaml's synthetic datasets."""
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    return {f"{DEFAULT}: {name}": (entry["layout"], dict(entry.get("synthetic") or {}))
-            for name, entry in cfg["datasets"].items() if entry.get("source") == "synthetic"}
+    return {
+        f"{DEFAULT}: {name}": (entry["layout"], dict(entry.get("synthetic") or {}))
+        for name, entry in cfg["datasets"].items()
+        if entry.get("source") == "synthetic"
+    }
 
 
 def _behaviour_metric(layout: str) -> str:
@@ -107,8 +118,14 @@ def rate_statistics(truth: dict, targets: dict) -> dict:
     rates = [np.concatenate([truth[f"{w}_rates_heldin"], truth[f"{w}_rates_heldout"]], -1) for w in ("train", "eval")]
     hz = np.concatenate([r.reshape(-1, r.shape[-1]) for r in rates]) * 1000.0 / BIN_MS
     hz = hz[np.isfinite(hz).all(axis=1)]
-    stats = {"pct": np.percentile(hz, [50, 90, 99, 99.9]), "max": float(hz.max()),
-             "above100": float((hz > 100).mean()), "beyond": math.nan, "conditions": 0, "per_cond": "n/a"}
+    stats = {
+        "pct": np.percentile(hz, [50, 90, 99, 99.9]),
+        "max": float(hz.max()),
+        "above100": float((hz > 100).mean()),
+        "beyond": math.nan,
+        "conditions": 0,
+        "per_cond": "n/a",
+    }
     if "eval_cond_idx" not in targets:
         return stats
     ev, cond_idx = rates[1], targets["eval_cond_idx"]
@@ -118,7 +135,7 @@ def rate_statistics(truth: dict, targets: dict) -> dict:
     for idx in cond_idx:
         if len(idx) < 2:
             continue
-        trials = np.stack([_shift(ev[i], jitter[i]) for i in idx])          # (k, time, units)
+        trials = np.stack([_shift(ev[i], jitter[i]) for i in idx])  # (k, time, units)
         k = len(idx)
         within += np.nansum((trials - np.nanmean(trials, axis=0)) ** 2) * k / (k - 1)  # unbiased
         aligned_all.append(trials)
@@ -126,8 +143,9 @@ def rate_statistics(truth: dict, targets: dict) -> dict:
     total = np.nansum((allt - np.nanmean(allt, axis=(0, 1))) ** 2)
     train_n = [len(i) for i in targets["train_cond_idx"]]
     eval_n = [len(i) for i in cond_idx]
-    stats.update(beyond=within / total, conditions=len(cond_idx),
-                 per_cond=f"{np.median(train_n):g} / {np.median(eval_n):g}")
+    stats.update(
+        beyond=within / total, conditions=len(cond_idx), per_cond=f"{np.median(train_n):g} / {np.median(eval_n):g}"
+    )
     return stats
 
 
@@ -146,8 +164,10 @@ def run_layout(name: str, layout: str, sizes: dict, seed: int) -> tuple[str, boo
             data = build_phase(tmp / "raw", layout, phase, BIN_MS, hidden)
             targets = data["targets"]
             smooth = smoothing_rates(data, layout, BIN_MS, kern_sd_ms=info.smooth_kern_sd_ms, alpha=info.smooth_alpha)
-            scores = {"oracle": score(targets, truth[phase], layout, BIN_MS),
-                      "smoothing": score(targets, smooth, layout, BIN_MS)}
+            scores = {
+                "oracle": score(targets, truth[phase], layout, BIN_MS),
+                "smoothing": score(targets, smooth, layout, BIN_MS),
+            }
             for method, s in scores.items():
                 rows.append((phase, method, s))
             for m in info.metrics:
@@ -157,32 +177,45 @@ def run_layout(name: str, layout: str, sizes: dict, seed: int) -> tuple[str, boo
             if phase == "test":
                 stats = rate_statistics(truth["test"][key], targets[key])
     metrics = [CO_BPS, _behaviour_metric(layout), PSTH_R2, FP_BPS]
-    lines = [f"### {name} ({layout}): {cfg.n_heldin}+{cfg.n_heldout} units, {cfg.n_train}/{cfg.n_val}/"
-             f"{cfg.n_test} train/val/test trials, {cfg.n_conditions} conditions"
-             + ("" if layout != "mc_rtt" else " (mc_rtt has none: continuous reaching)"), "",
-             "| phase | method | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+    lines = [
+        f"### {name} ({layout}): {cfg.n_heldin}+{cfg.n_heldout} units, {cfg.n_train}/{cfg.n_val}/"
+        f"{cfg.n_test} train/val/test trials, {cfg.n_conditions} conditions"
+        + ("" if layout != "mc_rtt" else " (mc_rtt has none: continuous reaching)"),
+        "",
+        "| phase | method | " + " | ".join(metrics) + " |",
+        "|---|---|" + "---|" * len(metrics),
+    ]
     for phase, method, s in rows:
         cells = [f"{s[m]:.3f}" if m in s else ("n/a" if s else "") for m in metrics]
         lines.append(f"| {phase} | {method} | " + " | ".join(cells) + " |")
     p = stats["pct"]
-    lines += ["", "| statistic (test phase, true rates) | value |", "|---|---|",
-              f"| rate percentiles 50 / 90 / 99 / 99.9, max (Hz) | {p[0]:.1f} / {p[1]:.1f} / {p[2]:.1f} / "
-              f"{p[3]:.1f}, {stats['max']:.1f} (soft ceiling {cfg.max_rate_hz:g}) |",
-              f"| time above 100 Hz | {100 * stats['above100']:.2f}% |",
-              "| single-trial rate variance beyond the condition average | "
-              + ("n/a" if math.isnan(stats["beyond"]) else f"{100 * stats['beyond']:.0f}%") + " |",
-              f"| conditions (PSTH) | {stats['conditions'] or 'n/a'} |",
-              f"| trials per condition: train+val / test (median) | {stats['per_cond']} |",
-              f"| oracle beats smoothing on every metric, both phases | {'yes' if ok else 'NO'} |",
-              f"| seconds (1 core) | {time.perf_counter() - start:.0f} |", ""]
+    lines += [
+        "",
+        "| statistic (test phase, true rates) | value |",
+        "|---|---|",
+        f"| rate percentiles 50 / 90 / 99 / 99.9, max (Hz) | {p[0]:.1f} / {p[1]:.1f} / {p[2]:.1f} / "
+        f"{p[3]:.1f}, {stats['max']:.1f} (soft ceiling {cfg.max_rate_hz:g}) |",
+        f"| time above 100 Hz | {100 * stats['above100']:.2f}% |",
+        "| single-trial rate variance beyond the condition average | "
+        + ("n/a" if math.isnan(stats["beyond"]) else f"{100 * stats['beyond']:.0f}%")
+        + " |",
+        f"| conditions (PSTH) | {stats['conditions'] or 'n/a'} |",
+        f"| trials per condition: train+val / test (median) | {stats['per_cond']} |",
+        f"| oracle beats smoothing on every metric, both phases | {'yes' if ok else 'NO'} |",
+        f"| seconds (1 core) | {time.perf_counter() - start:.0f} |",
+        "",
+    ]
     return "\n".join(lines), ok
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--layouts", default=",".join([*SIZES, DEFAULT, DEFAULTS]),
-                    help=f"comma-separated layouts; '{DEFAULT}': config/config.yaml's synthetic datasets; "
-                         f"'{DEFAULTS}': the mc_maze layout at SyntheticConfig's defaults")
+    ap.add_argument(
+        "--layouts",
+        default=",".join([*SIZES, DEFAULT, DEFAULTS]),
+        help=f"comma-separated layouts; '{DEFAULT}': config/config.yaml's synthetic datasets; "
+        f"'{DEFAULTS}': the mc_maze layout at SyntheticConfig's defaults",
+    )
     ap.add_argument("--quick", action="store_true", help="half the trials and units")
     ap.add_argument("--real-units", action="store_true", help="the real datasets' unit counts (slow)")
     ap.add_argument("--seed", type=int, default=0)

@@ -15,6 +15,7 @@ Usage: python benchmarks/train_step.py [--quick | --steps N] [--json] [--threads
 On CUDA, steps are timed with torch.cuda.synchronize() and peak memory is torch.cuda.max_memory_allocated.
 Run it alone: other processes on the machine distort the timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,18 @@ def _configs(model: str):
     from stndt.model import ModelConfig, ObjectiveConfig
 
     spatial = model.startswith("STNDT")
-    mcfg = ModelConfig(n_heldin=N_IN, n_heldout=N_OUT, t_bins=T_BINS, t_forward=T_FWD, n_layers=4, n_heads=2,
-                       ff_hidden=128, context_forward=50, context_backward=50, spatial=spatial)
+    mcfg = ModelConfig(
+        n_heldin=N_IN,
+        n_heldout=N_OUT,
+        t_bins=T_BINS,
+        t_forward=T_FWD,
+        n_layers=4,
+        n_heads=2,
+        ff_hidden=128,
+        context_forward=50,
+        context_backward=50,
+        spatial=spatial,
+    )
     ocfg = ObjectiveConfig(mask_ratio=0.25, contrastive=spatial)
     return mcfg, ocfg
 
@@ -130,8 +141,18 @@ def loss_agreement() -> dict:
 
 
 def _subprocess_row(model: str, dtype: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--_row", f"{model}:{dtype}",
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--_row",
+        f"{model}:{dtype}",
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--device",
+        args.device,
+    ]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -165,19 +186,29 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(public, indent=1))
         return
-    print(f"{args.device.upper()} training step, MC_Maze shapes (batch {BATCH}, {N_IN}+{N_OUT} neurons, {T_BINS}+{T_FWD} bins), "
-          f"{results[0]['_threads']} threads, median of {args.steps} steps after {args.warmup} warm-up")
-    print(f"{'model':16s} {'dtype':5s} {'ms/step':>8s} {'(min)':>8s} {'trials/s':>9s} {'peak MB':>8s} {'step-1 loss':>12s}")
+    print(
+        f"{args.device.upper()} training step, MC_Maze shapes (batch {BATCH}, {N_IN}+{N_OUT} neurons, "
+        f"{T_BINS}+{T_FWD} bins), "
+        f"{results[0]['_threads']} threads, median of {args.steps} steps after {args.warmup} warm-up"
+    )
+    print(
+        f"{'model':16s} {'dtype':5s} {'ms/step':>8s} {'(min)':>8s} {'trials/s':>9s} {'peak MB':>8s} "
+        f"{'step-1 loss':>12s}"
+    )
     for r in results:
-        print(f"{r['model']:16s} {r['dtype']:5s} {r['ms_per_step']:8.0f} {r['_min_ms']:8.0f} "
-              f"{r['trials_per_s']:9.1f} {r['peak_mem_mb']:8.0f} {r['_first_loss']:12.5f}")
+        print(
+            f"{r['model']:16s} {r['dtype']:5s} {r['ms_per_step']:8.0f} {r['_min_ms']:8.0f} "
+            f"{r['trials_per_s']:9.1f} {r['peak_mem_mb']:8.0f} {r['_first_loss']:12.5f}"
+        )
     agree = loss_agreement()
     print("\nloss agreement (STNDT, same weights and masks, dropout off):")
     for key in ("masked_nll", "contrast", "loss"):
         a, b = agree["fp32"][key], agree["bf16"][key]
         print(f"  {key:10s} fp32 {a:.6f}  bf16 {b:.6f}  rel diff {abs(a - b) / max(abs(a), 1e-12):.1e}")
-    print(f"\npeak MB = growth of ru_maxrss over the steps (per-row subprocess); reference code: 4600 ms/step "
-          f"(14 trials/s) fp32 on this machine; {os.cpu_count()} CPUs visible")
+    print(
+        f"\npeak MB = growth of ru_maxrss over the steps (per-row subprocess); reference code: 4600 ms/step "
+        f"(14 trials/s) fp32 on this machine; {os.cpu_count()} CPUs visible"
+    )
 
 
 if __name__ == "__main__":

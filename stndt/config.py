@@ -7,13 +7,15 @@ stage a typed, immutable view of its part of the config. Everything is checked w
 workflow, before any job starts (a training job that would fail on `training: {max_epoch: 4}` after a day
 in the queue fails the dry run instead). Errors name the offending key, e.g. `datasets.<id>.<key>`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from stndt.datasets import NLB_DATASETS, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset
+from stndt.datasets import NLB_DATASETS, NLB_EVALAI_CHALLENGE, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset
 
 SOURCES = ("dandi", "synthetic", "local")
 SEARCH_METHODS = ("random", "bayes")
@@ -21,6 +23,9 @@ SEARCH_METHODS = ("random", "bayes")
 # the submission; NDT and STNDT-without-contrastive are the paper's comparisons).
 DEFAULT_VARIANTS: dict[str, int] = {"stndt": 4, "ndt": 4, "no_contrast": 4}
 DEFAULT_SEARCH: dict[str, Any] = {"method": "random", "wave_size": 8}
+EVALAI_HOST = "https://eval.ai"  # EvalAI docs (evaluation_scripts.md): "API_SERVER: Use https://eval.ai"
+EVALAI_METHOD_NAME = "STNDT ensemble"
+EVALAI_KEYS = ("challenge", "phase", "host", "method_name")
 
 
 class ConfigError(ValueError):
@@ -35,16 +40,19 @@ class DatasetConfig:
     id: str
     source: str
     layout: str
-    variants: dict[str, int]           # variant -> member count (stndt first, always >= 1)
-    path: str | None = None            # local source: folder with the train and test NWB files
-    synthetic: dict = field(default_factory=dict)   # synthetic source: SyntheticConfig overrides
-    search_space: str | None = None    # key in the search-space file; default: the layout's family
-    dandi_version: str | None = None   # dandi source: dandiset version (default: most recent)
-    training: dict = field(default_factory=dict)    # fixed settings of every member (global + dataset)
+    variants: dict[str, int]  # variant -> member count (stndt first, always >= 1)
+    path: str | None = None  # local source: folder with the train and test NWB files
+    synthetic: dict = field(default_factory=dict)  # synthetic source: SyntheticConfig overrides
+    search_space: str | None = None  # key in the search-space file; default: the layout's family
+    dandi_version: str | None = None  # dandi source: dandiset version (default: most recent)
+    training: dict = field(default_factory=dict)  # fixed settings of every member (global + dataset)
     search_overrides: dict = field(default_factory=dict)  # search-space entries replacing the file's
     search: dict = field(default_factory=lambda: dict(DEFAULT_SEARCH))  # method, wave_size
-    pack: int = 1                      # members trained together in one job on one device (training.pack)
-    holdout: float = 0.0               # evaluation.holdout: share of val trials no selection may read
+    pack: int = 1  # members trained together in one job on one device (training.pack)
+    holdout: float = 0.0  # evaluation.holdout: share of val trials no selection may read
+    candidates: str = "best_cobps"  # evaluation.candidates: the ensemble's candidate pool (stndt.candidates)
+    max_size: int | None = None  # evaluation.max_size: the largest ensemble (None: no cap)
+    evalai_result: str | None = None  # a downloaded EvalAI result (JSON) of this dataset's submission
 
     @property
     def family(self) -> str:
@@ -61,16 +69,86 @@ class DatasetConfig:
 
 
 @dataclass(frozen=True)
+class EvalAISettings:
+    """The `evalai:` section: where `stndt.evaluate.evalai` submits (no token: that lives in the environment)."""
+
+    phases: dict[int, int]  # bin width (ms) -> phase id
+    challenge: int = NLB_EVALAI_CHALLENGE
+    host: str = EVALAI_HOST
+    method_name: str = EVALAI_METHOD_NAME
+
+    def phase_for(self, bin_width_ms: int) -> int:
+        if bin_width_ms not in self.phases:
+            raise ConfigError(
+                f"evalai.phase: no phase id for {bin_width_ms} ms bins (bin_width_ms); set "
+                f"`phase: <id>` or `phase: {{{bin_width_ms}: <id>}}`"
+            )
+        return self.phases[bin_width_ms]
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     results_dir: str
     seed: int
     bin_width_ms: int
     datasets: dict[str, DatasetConfig]
     search_spaces: str
-    raw: dict  # the whole validated config, for the stages that take their own sections
+    evalai: EvalAISettings | None = None  # the `evalai:` section (submitting to EvalAI), None without one
 
     def by_source(self, source: str) -> list[str]:
         return [d for d, c in self.datasets.items() if c.source == source]
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}: must be a positive integer (an EvalAI id), got {value!r}")
+    return value
+
+
+def evalai_settings(section: Mapping[str, Any] | None, bin_width_ms: int) -> EvalAISettings | None:
+    """Check the config's `evalai:` section (None when absent) and return its typed view; errors name the
+    key. The phase of the pipeline's bin width must be set: a dry run fails before anything is submitted.
+    """
+    if section is None:
+        return None
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"evalai: expected a mapping with keys {', '.join(EVALAI_KEYS)}, got {section!r}")
+    unknown = sorted(set(section) - set(EVALAI_KEYS))
+    if unknown:
+        raise ConfigError(f"evalai.{unknown[0]}: unknown key; allowed: {', '.join(EVALAI_KEYS)}")
+    if "phase" not in section:
+        raise ConfigError(
+            "evalai.phase: required: the id of the NLB challenge's Test phase on EvalAI (see "
+            "README, 'Submitting to EvalAI'); a single id, or one per bin width {5: id, 20: id}"
+        )
+    phase = section["phase"]
+    if isinstance(phase, Mapping):
+        phases = {}
+        for bw, pid in phase.items():
+            try:
+                width = int(bw)
+            except (TypeError, ValueError):
+                width = None
+            if width not in SUPPORTED_BIN_WIDTHS_MS or isinstance(bw, bool):
+                raise ConfigError(f"evalai.phase.{bw}: keys are bin widths in ms, {SUPPORTED_BIN_WIDTHS_MS}")
+            phases[width] = _positive_int(pid, f"evalai.phase.{bw}")
+    else:
+        pid = _positive_int(phase, "evalai.phase")
+        phases = {bw: pid for bw in SUPPORTED_BIN_WIDTHS_MS}
+    host = section.get("host", EVALAI_HOST)
+    if not isinstance(host, str) or not host.startswith(("https://", "http://")):
+        raise ConfigError(f"evalai.host: must be an http(s) URL such as {EVALAI_HOST}, got {host!r}")
+    method = section.get("method_name", EVALAI_METHOD_NAME)
+    if not isinstance(method, str) or not method.strip():
+        raise ConfigError(f"evalai.method_name: must be a non-empty string, got {method!r}")
+    settings = EvalAISettings(
+        phases=phases,
+        challenge=_positive_int(section.get("challenge", NLB_EVALAI_CHALLENGE), "evalai.challenge"),
+        host=host,
+        method_name=method,
+    )
+    settings.phase_for(bin_width_ms)
+    return settings
 
 
 # Dataset keys that are not DatasetConfig fields of the same meaning, or that are merged with the global
@@ -79,7 +157,7 @@ _MERGED_KEYS = ("variants", "training", "search_overrides", "search", "evaluatio
 
 
 def _variants(where: str, global_counts: Mapping[str, Any] | None, own: Mapping[str, Any] | None) -> dict[str, int]:
-    from stndt.train.members import VARIANTS
+    from stndt.members import VARIANTS
 
     counts = dict(DEFAULT_VARIANTS if global_counts is None else global_counts)
     for scope, mapping in (("variants", global_counts or {}), (f"{where}.variants", own or {})):
@@ -92,8 +170,10 @@ def _variants(where: str, global_counts: Mapping[str, Any] | None, own: Mapping[
                 raise ConfigError(f"{scope}.{name}: member count must be an integer >= 0, got {n!r}")
     counts.update(own or {})
     if counts.get("stndt", 0) < 1:
-        raise ConfigError(f"{where}.variants.stndt: at least one STNDT member is needed (the ensemble and "
-                          f"submission are built from them), got {counts.get('stndt', 0)!r}")
+        raise ConfigError(
+            f"{where}.variants.stndt: at least one STNDT member is needed (the ensemble and "
+            f"submission are built from them), got {counts.get('stndt', 0)!r}"
+        )
     return {v: counts[v] for v in VARIANTS if counts.get(v, 0) > 0}
 
 
@@ -111,18 +191,52 @@ def _search(where: str, global_search: Mapping[str, Any] | None, own: Mapping[st
     return out
 
 
+EVALUATION_KEYS = ("holdout", "candidates", "max_size")
+
+
 def _holdout(where: str, global_eval: Mapping[str, Any] | None, own: Mapping[str, Any] | None) -> float:
     """evaluation.holdout (a dataset's own `evaluation:` replaces the top-level one)."""
     value = 0.0
     for scope, mapping in (("evaluation", global_eval or {}), (f"{where}.evaluation", own or {})):
         for key, v in mapping.items():
+            if key not in EVALUATION_KEYS:
+                raise ConfigError(f"{scope}.{key}: unknown key; allowed: {', '.join(EVALUATION_KEYS)}")
             if key != "holdout":
-                raise ConfigError(f"{scope}.{key}: unknown key; allowed: holdout")
+                continue  # _ensemble_choice
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 0.5:
-                raise ConfigError(f"{scope}.holdout: must be a number in [0, 0.5] (share of the val trials "
-                                  f"set aside from every selection), got {v!r}")
+                raise ConfigError(
+                    f"{scope}.holdout: must be a number in [0, 0.5] (share of the val trials "
+                    f"set aside from every selection), got {v!r}"
+                )
             value = float(v)
     return value
+
+
+def _ensemble_choice(
+    where: str, global_eval: Mapping[str, Any] | None, own: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """evaluation.candidates and evaluation.max_size (stndt.candidates; a dataset's own win)."""
+    from stndt.candidates import BEST_COBPS, CANDIDATE_MODES
+
+    out: dict[str, Any] = {"candidates": BEST_COBPS, "max_size": None}
+    for scope, mapping in (("evaluation", global_eval or {}), (f"{where}.evaluation", own or {})):
+        if "candidates" in mapping:
+            if mapping["candidates"] not in CANDIDATE_MODES:
+                raise ConfigError(
+                    f"{scope}.candidates: must be one of {', '.join(CANDIDATE_MODES)} (each member's "
+                    f"best val co-bps checkpoint, or the reference's pool of every member's best "
+                    f"checkpoints), got {mapping['candidates']!r}"
+                )
+            out["candidates"] = mapping["candidates"]
+        if "max_size" in mapping:
+            n = mapping["max_size"]
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                raise ConfigError(
+                    f"{scope}.max_size: must be a positive integer (the largest ensemble; the "
+                    f"reference: 2) or null (no cap), got {n!r}"
+                )
+            out["max_size"] = n
+    return out
 
 
 def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfig:
@@ -130,9 +244,11 @@ def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfi
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: expected a mapping")
     if "members" in entry:
-        raise ConfigError(f"{where}.members: member counts are set per model variant, e.g. "
-                          f"`variants: {{stndt: {entry['members']}, ndt: 20}}` (top level, or inside the dataset)")
-    known = ({f.name for f in fields(DatasetConfig)} - {"id", "pack", "holdout"}) | set(_MERGED_KEYS)
+        raise ConfigError(
+            f"{where}.members: member counts are set per model variant, e.g. "
+            f"`variants: {{stndt: {entry['members']}, ndt: 20}}` (top level, or inside the dataset)"
+        )
+    known = ({f.name for f in fields(DatasetConfig)} - {"id", "pack", *EVALUATION_KEYS}) | set(_MERGED_KEYS)
     unknown = sorted(set(entry) - known)
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(known))}")
@@ -141,8 +257,10 @@ def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfi
         raise ConfigError(f"{where}.source: must be one of {SOURCES}, got {source!r}")
     layout = entry.get("layout", ds_id if source == "dandi" else None)
     if layout not in NLB_DATASETS:
-        raise ConfigError(f"{where}.layout: must be one of {', '.join(NLB_DATASETS)}, got {layout!r}"
-                          + (" (a dandi dataset's id must be an NLB name, or set layout)" if source == "dandi" else ""))
+        raise ConfigError(
+            f"{where}.layout: must be one of {', '.join(NLB_DATASETS)}, got {layout!r}"
+            + (" (a dandi dataset's id must be an NLB name, or set layout)" if source == "dandi" else "")
+        )
     if source == "local":
         path = entry.get("path")
         if not path:
@@ -151,29 +269,63 @@ def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfi
             raise ConfigError(f"{where}.path: {path} is not an existing folder")
     elif "path" in entry:
         raise ConfigError(f"{where}.path: only valid with source 'local'")
+    if "evalai_result" in entry:
+        _check_evalai_result(where, entry["evalai_result"], source)
     if "synthetic" in entry and source != "synthetic":
         raise ConfigError(f"{where}.synthetic: only valid with source 'synthetic'")
     if source == "synthetic":
         _check_synthetic(where, entry.get("synthetic") or {})
     training = {**(config.get("training") or {}), **(entry.get("training") or {})}
     pack = training.pop("pack", 1)
+    if "candidate_checkpoints" in training:  # set from evaluation.candidates, so the ensemble step agrees
+        own = "candidate_checkpoints" in (entry.get("training") or {})
+        raise ConfigError(
+            f"{where + '.' if own else ''}training.candidate_checkpoints: not a training setting; "
+            "set `evaluation: {candidates: checkpoints}` (members then keep their extra checkpoints)"
+        )
     scope = f"{where}.training.pack" if "pack" in (entry.get("training") or {}) else "training.pack"
     if not isinstance(pack, int) or isinstance(pack, bool) or pack < 1:
         raise ConfigError(f"{scope}: must be a positive integer (members per training job), got {pack!r}")
     search = _search(where, config.get("search"), entry.get("search"))
     if search["method"] == "bayes" and search["wave_size"] % pack:
-        raise ConfigError(f"{scope}: a pack must not span two Bayesian waves: wave_size "
-                          f"({search['wave_size']}) must be a multiple of pack ({pack})")
+        raise ConfigError(
+            f"{scope}: a pack must not span two Bayesian waves: wave_size "
+            f"({search['wave_size']}) must be a multiple of pack ({pack})"
+        )
     return DatasetConfig(
-        id=ds_id, source=source, layout=layout,
+        id=ds_id,
+        source=source,
+        layout=layout,
         variants=_variants(where, config.get("variants"), entry.get("variants")),
-        path=entry.get("path"), synthetic=dict(entry.get("synthetic") or {}),
-        search_space=entry.get("search_space"), dandi_version=entry.get("dandi_version"),
+        path=entry.get("path"),
+        synthetic=dict(entry.get("synthetic") or {}),
+        search_space=entry.get("search_space"),
+        dandi_version=entry.get("dandi_version"),
         training=training,
         search_overrides={**(config.get("search_overrides") or {}), **(entry.get("search_overrides") or {})},
-        search=search, pack=pack,
+        search=search,
+        pack=pack,
         holdout=_holdout(where, config.get("evaluation"), entry.get("evaluation")),
+        **_ensemble_choice(where, config.get("evaluation"), entry.get("evaluation")),
+        evalai_result=entry.get("evalai_result"),
     )
+
+
+def _check_evalai_result(where: str, path: Any, source: str) -> None:
+    """The EvalAI result file of a real dataset must exist when the workflow starts (its content is
+    checked by the tables job, which names the file and what is wrong)."""
+    if source == "synthetic":
+        raise ConfigError(
+            f"{where}.evalai_result: a synthetic dataset is scored on its own test targets; "
+            "EvalAI holds none of its trials"
+        )
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{where}.evalai_result: expected the path of a JSON file, got {path!r}")
+    if not Path(path).is_file():
+        raise ConfigError(
+            f"{where}.evalai_result: {path} is not an existing file (the result you downloaded "
+            "from EvalAI for this dataset's submission)"
+        )
 
 
 def _check_synthetic(where: str, overrides: dict) -> None:
@@ -210,8 +362,10 @@ def _check_training(ds: DatasetConfig, config: Mapping[str, Any], spaces_file: s
         if key not in known:
             raise ConfigError(f"{_key_of(ds.id, config, key)}: unknown setting; known: {', '.join(sorted(known))}")
     try:
-        for scope, overrides in (("search_overrides", config.get("search_overrides")),
-                                 (f"datasets.{ds.id}.search_overrides", config["datasets"][ds.id].get("search_overrides"))):
+        for scope, overrides in (
+            ("search_overrides", config.get("search_overrides")),
+            (f"datasets.{ds.id}.search_overrides", config["datasets"][ds.id].get("search_overrides")),
+        ):
             validate_space(overrides or {}, scope)
     except ValueError as e:
         raise ConfigError(str(e)) from e
@@ -223,17 +377,21 @@ def _check_training(ds: DatasetConfig, config: Mapping[str, Any], spaces_file: s
     searched = sorted(k for k in ds.training if isinstance(space.get(k), Mapping))
     if searched:  # the fixed value would override every member's draw while the search goes on searching it
         key = searched[0]
-        raise ConfigError(f"{_key_of(ds.id, config, key)}: {key!r} is searched (a range in the search space), so a "
-                          f"fixed training value would silently replace every member's sampled value; to fix it, "
-                          f"set it in search_overrides (or datasets.{ds.id}.search_overrides): {key}: <value>")
+        raise ConfigError(
+            f"{_key_of(ds.id, config, key)}: {key!r} is searched (a range in the search space), so a "
+            f"fixed training value would silently replace every member's sampled value; to fix it, "
+            f"set it in search_overrides (or datasets.{ds.id}.search_overrides): {key}: <value>"
+        )
     if ds.pack > 1:
         from stndt.train.pack import SHARED_TRAIN_FIELDS
         from stndt.train.pack_model import STRUCTURAL_FIELDS
 
         sampled = sorted(f for f in (*STRUCTURAL_FIELDS, *SHARED_TRAIN_FIELDS) if isinstance(space.get(f), Mapping))
         if sampled:
-            raise ConfigError(f"{_key_of(ds.id, config, sampled[0])}: sampled per member, but the members of a "
-                              f"pack (training.pack: {ds.pack}) must share it; fix it or use pack: 1")
+            raise ConfigError(
+                f"{_key_of(ds.id, config, sampled[0])}: sampled per member, but the members of a "
+                f"pack (training.pack: {ds.pack}) must share it; fix it or use pack: 1"
+            )
     shapes = {"n_heldin": 8, "n_heldout": 4, "t_bins": 8, "t_forward": 2}  # real shapes come from the data
     for variant in ds.variants:
         try:
@@ -262,6 +420,11 @@ def pipeline_config(config: dict[str, Any], root: str | Path | None = None) -> P
     datasets = {ds_id: _dataset(ds_id, entry, config) for ds_id, entry in entries.items()}
     for ds in datasets.values():
         _check_training(ds, config, spaces)
-    return PipelineConfig(results_dir=str(config.get("results_dir", "results")).rstrip("/"),
-                          seed=int(config.get("seed", 0)), bin_width_ms=bw, datasets=datasets,
-                          search_spaces=spaces, raw=config)
+    return PipelineConfig(
+        results_dir=str(config.get("results_dir", "results")).rstrip("/"),
+        seed=int(config.get("seed", 0)),
+        bin_width_ms=bw,
+        datasets=datasets,
+        search_spaces=spaces,
+        evalai=evalai_settings(config.get("evalai"), bw),
+    )

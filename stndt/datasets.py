@@ -3,6 +3,7 @@
 Every other module (download, synthetic generator, preprocessing, evaluation, tables) reads these
 tables instead of repeating dataset names, dandiset ids or metric names.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,19 +25,22 @@ PHASES: tuple[str, ...] = ("val", "test")
 # the 'val' split; the test phase trains on train+val and predicts the hidden 'test' split.
 PHASE_SPLITS: dict[str, tuple[str | list[str], str]] = {"val": ("train", "val"), "test": (["train", "val"], "test")}
 SUPPORTED_BIN_WIDTHS_MS: tuple[int, ...] = (5, 20)  # the bin widths nlb_tools' evaluate() scores
+# The NLB'21 challenge on EvalAI (nlb_tools' README: eval.ai/web/challenges/challenge-page/1256), which scores
+# submissions on the hidden test split. Its phase ids are not published in any text we found.
+NLB_EVALAI_CHALLENGE = 1256
 
 
 @dataclass(frozen=True)
 class NLBDataset:
     """One NLB'21 dataset: where it lives on DANDI and which metrics the benchmark defines for it."""
 
-    name: str          # nlb_tools' dataset name (selects its alignment windows and metrics)
-    dandiset: str      # DANDI archive id
-    dandi_dir: str     # folder of the dandiset holding the train/test NWB files
-    family: str        # layout family the synthetic generator follows: mc_maze, mc_rtt, area2_bump, dmfc_rsg
+    name: str  # nlb_tools' dataset name (selects its alignment windows and metrics)
+    dandiset: str  # DANDI archive id
+    dandi_dir: str  # folder of the dandiset holding the train/test NWB files
+    family: str  # layout family the synthetic generator follows: mc_maze, mc_rtt, area2_bump, dmfc_rsg
     metrics: tuple[str, ...]
     smooth_kern_sd_ms: float = 50.0  # NLB spike-smoothing baseline: kernel sd and GLM alpha, as tuned by
-    smooth_alpha: float = 0.01       # the NLB authors per dataset
+    smooth_alpha: float = 0.01  # the NLB authors per dataset
 
 
 _BEHAVIOUR_MAZE = (CO_BPS, VEL_R2, PSTH_R2, FP_BPS)
@@ -54,7 +58,21 @@ NLB_DATASETS: dict[str, NLBDataset] = {
     )
 }
 LAYOUTS: tuple[str, ...] = tuple(NLB_DATASETS)
+# NLB'21 sizes (Pei et al. 2021): held-in / held-out neurons and training trials of the val phase (the
+# 'train' split). Used by `stndt.plan` before a dataset's tensors exist; trial counts are approximate.
+NLB_SIZES: dict[str, tuple[int, int, int]] = {
+    "mc_maze": (137, 45, 1721),
+    "mc_rtt": (98, 32, 810),
+    "area2_bump": (49, 16, 273),
+    "dmfc_rsg": (40, 14, 754),
+    "mc_maze_large": (122, 40, 375),
+    "mc_maze_medium": (114, 38, 188),
+    "mc_maze_small": (107, 35, 75),
+}
 SCALING_DATASETS: tuple[str, ...] = ("mc_maze_large", "mc_maze_medium", "mc_maze_small")
+# nlb_tools' evaluate() files the three scaling sizes under one split (`mc_maze_scaling_split`), each metric
+# prefixed with the size's training-trial count (its `scaling_tcount`): "[100] co-bps" is MC_Maze-Small's.
+SCALING_PREFIX: dict[str, str] = {"mc_maze_large": "[500]", "mc_maze_medium": "[250]", "mc_maze_small": "[100]"}
 
 
 def nlb_dataset(layout: str) -> NLBDataset:

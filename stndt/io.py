@@ -5,6 +5,7 @@ write to a temporary name in the same folder, then rename (atomic on POSIX). The
 the mode a plain `open()` would have given it (mkstemp's 0600 would hide results from colleagues on
 a shared cluster), and a write that fails because the disk is full says so, naming the path.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -62,8 +64,10 @@ def disk_full_error(path: str | os.PathLike, exc: BaseException) -> OSError | No
     if code == errno.EDQUOT:
         return OSError(errno.EDQUOT, f"{path}: disk quota exceeded ({free} bytes free in {folder}; {exc})")
     if code == errno.ENOSPC or (free is not None and free < NEARLY_FULL_BYTES):
-        return OSError(errno.ENOSPC, f"{path}: no space left on device (disk full: {free} bytes free in "
-                                     f"{folder}; {type(exc).__name__}: {exc})")
+        return OSError(
+            errno.ENOSPC,
+            f"{path}: no space left on device (disk full: {free} bytes free in {folder}; {type(exc).__name__}: {exc})",
+        )
     return None
 
 
@@ -182,8 +186,9 @@ def _read_group(group: h5py.Group) -> dict:
     return out
 
 
-def link_files(src_dir: str | os.PathLike, outputs: list[str | os.PathLike], log: str | os.PathLike | None = None
-               ) -> None:
+def link_files(
+    src_dir: str | os.PathLike, outputs: list[str | os.PathLike], log: str | os.PathLike | None = None
+) -> None:
     """Make each output path the file of the same name in `src_dir`: a hard link (no copy of a large
     checkpoint), or a copy where the filesystem has none; its time is set to now, so that a workflow
     sees it newer than what it was made from. `log`: a file listing what was linked."""
@@ -229,9 +234,11 @@ def lock_results(results_dir: str | os.PathLike):
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise RuntimeError(f"{Path(results_dir).resolve()} is in use by another Snakemake run ({holder}); "
-                           "two runs must not share a results folder: wait for it to finish, or give this "
-                           "run its own results_dir") from None
+        raise RuntimeError(
+            f"{Path(results_dir).resolve()} is in use by another Snakemake run ({holder}); "
+            "two runs must not share a results folder: wait for it to finish, or give this "
+            "run its own results_dir"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}, working directory {os.getcwd()}\n")

@@ -13,6 +13,7 @@ shapes, on the device the plan runs on (`--measure --device cuda` on a GPU node 
 given (`--step-ms`). Shapes and trial counts come from the dataset's tensors file once it exists; before
 that from the NLB'21 sizes below (synthetic datasets: their generator settings).
 """
+
 from __future__ import annotations
 
 import math
@@ -21,26 +22,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from stndt.config import DatasetConfig, PipelineConfig
-from stndt.datasets import nlb_dataset
+from stndt.datasets import NLB_SIZES, nlb_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# NLB'21 sizes (Pei et al. 2021): held-in / held-out neurons and training trials of the val phase (the
-# 'train' split). Used only before a dataset's tensors exist; trial counts are approximate.
-NLB_SIZES: dict[str, tuple[int, int, int]] = {
-    "mc_maze": (137, 45, 1721),
-    "mc_rtt": (98, 32, 810),
-    "area2_bump": (49, 16, 273),
-    "dmfc_rsg": (40, 14, 754),
-    "mc_maze_large": (122, 40, 375),
-    "mc_maze_medium": (114, 38, 188),
-    "mc_maze_small": (107, 35, 75),
-}
 
 
 @dataclass(frozen=True)
@@ -53,8 +43,12 @@ class Shapes:
     source: str  # where the numbers come from
 
     def model_shapes(self) -> dict[str, int]:
-        return {"n_heldin": self.n_heldin, "n_heldout": self.n_heldout, "t_bins": self.t_bins,
-                "t_forward": self.t_forward}
+        return {
+            "n_heldin": self.n_heldin,
+            "n_heldout": self.n_heldout,
+            "t_bins": self.t_bins,
+            "t_forward": self.t_forward,
+        }
 
 
 def window_bins(layout: str, bin_width_ms: int) -> tuple[int, int]:
@@ -85,8 +79,9 @@ def dataset_shapes(cfg: PipelineConfig, ds: DatasetConfig) -> Shapes:
     return Shapes(n_in, n_out, t_bins, t_fwd, n_train, "NLB'21 sizes (approx. trials)")
 
 
-def measure_step_seconds(params: Mapping[str, Any], shapes: Shapes, device: str = "cpu", steps: int = 3,
-                         warmup: int = 1) -> float:
+def measure_step_seconds(
+    params: Mapping[str, Any], shapes: Shapes, device: str = "cpu", steps: int = 3, warmup: int = 1
+) -> float:
     """Median seconds of one real training step (masked + contrastive loss, backward, clip, AdamW) of a
     member with these hyperparameters, on random spike counts of the dataset's shapes.
 
@@ -110,8 +105,9 @@ def measure_step_seconds(params: Mapping[str, Any], shapes: Shapes, device: str 
     lr = tcfg.lr * lr_factor(0, tcfg.warmup_epochs, tcfg.max_epochs)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=tcfg.weight_decay)
     gen = torch.Generator(device=dev).manual_seed(0)
-    batch = torch.poisson(torch.full((min(tcfg.batch_size, shapes.n_train), mcfg.n_time, mcfg.n_neurons), 0.1,
-                                     device=dev), generator=gen)
+    batch = torch.poisson(
+        torch.full((min(tcfg.batch_size, shapes.n_train), mcfg.n_time, mcfg.n_neurons), 0.1, device=dev), generator=gen
+    )
     times = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
@@ -144,9 +140,21 @@ def epoch_range(train: Mapping[str, Any], steps_per_epoch: int = 1) -> tuple[int
 def job_counts(configfile: Path, workdir: Path | None = None, extra: tuple[str, ...] = ()) -> dict[str, int]:
     """Jobs per rule of a fresh run of `configfile` (Snakemake's dry run; `workdir`: plan what is left)."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--snakefile",
-               str(ROOT / "workflow" / "Snakefile"), "--configfile", str(Path(configfile).resolve()),
-               "--directory", str(workdir or tmp), *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--quiet",
+            "rules",
+            "--snakefile",
+            str(ROOT / "workflow" / "Snakefile"),
+            "--configfile",
+            str(Path(configfile).resolve()),
+            "--directory",
+            str(workdir or tmp),
+            *extra,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir or tmp)
     text = proc.stdout + proc.stderr
     if proc.returncode != 0:
@@ -159,8 +167,13 @@ def job_counts(configfile: Path, workdir: Path | None = None, extra: tuple[str, 
     return {name: int(n) for name, n in re.findall(r"^(\S+)\s+(\d+)\s*$", table.group(1), re.MULTILINE)}
 
 
-def training_plan(cfg: PipelineConfig, step_s: float | None = None, measure_device: str | None = None,
-                  pack: int = 1, pack_speedup: float = 1.0) -> list[dict[str, Any]]:
+def training_plan(
+    cfg: PipelineConfig,
+    step_s: float | None = None,
+    measure_device: str | None = None,
+    pack: int = 1,
+    pack_speedup: float = 1.0,
+) -> list[dict[str, Any]]:
     """One row per dataset and variant: members, steps per epoch, seconds per step, epochs and
     device-hours (range). `pack`/`pack_speedup`: K members share one device, each step of the pack
     costing 1/pack_speedup of K solo steps (measured with benchmarks/pack.py)."""
@@ -176,16 +189,28 @@ def training_plan(cfg: PipelineConfig, step_s: float | None = None, measure_devi
             params = resolve_member(space, cfg.seed, 0, variant, ds.training)
             batch = int(params.get("batch_size", 64))
             steps_per_epoch = math.ceil(shapes.n_train / batch)
-            seconds = step_s if step_s is not None else (
-                measure_step_seconds(params, shapes, measure_device) if measure_device else None)
+            seconds = (
+                step_s
+                if step_s is not None
+                else (measure_step_seconds(params, shapes, measure_device) if measure_device else None)
+            )
             fewest, most = epoch_range(params, steps_per_epoch)
-            row = {"dataset": ds.id, "variant": variant, "members": members, "trials": shapes.n_train,
-                   "steps/epoch": steps_per_epoch, "epochs min": fewest, "epochs max": most,
-                   "cap steps/member": steps_per_epoch * most,
-                   "s/step": seconds, "shapes from": shapes.source}
+            row = {
+                "dataset": ds.id,
+                "variant": variant,
+                "members": members,
+                "trials": shapes.n_train,
+                "steps/epoch": steps_per_epoch,
+                "epochs min": fewest,
+                "epochs max": most,
+                "cap steps/member": steps_per_epoch * most,
+                "s/step": seconds,
+                "shapes from": shapes.source,
+            }
             for label, epochs in (("hours min", fewest), ("hours max", most)):
-                row[label] = (None if seconds is None else
-                              members * steps_per_epoch * epochs * seconds / 3600 / pack_speedup)
+                row[label] = (
+                    None if seconds is None else members * steps_per_epoch * epochs * seconds / 3600 / pack_speedup
+                )
             rows.append(row)
     return rows
 
@@ -198,12 +223,17 @@ def format_plan(jobs: Mapping[str, int], rows: list[dict[str, Any]], device: str
     out += [f"  {name:<28} {n:>7}" for name, n in sorted(jobs.items(), key=lambda kv: -kv[1])]
     out += [f"  {'total':<28} {sum(jobs.values()):>7}"]
     if bayes:
-        out.append("  (Bayesian search: each propose_wave job, a checkpoint, fixes the hyperparameters of its "
-                   "wave's members from the waves before it)")
+        out.append(
+            "  (Bayesian search: each propose_wave job, a checkpoint, fixes the hyperparameters of its "
+            "wave's members from the waves before it)"
+        )
     out += ["", f"Training ({device}):", ""]
     table = pd.DataFrame(rows)
     out.append(table.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     if len(table) and table["hours min"].notna().all():
-        out += ["", f"Total training: {table['hours min'].sum():,.0f} - {table['hours max'].sum():,.0f} "
-                    f"device-hours ({device}; {int(table['members'].sum())} members, one device each)"]
+        out += [
+            "",
+            f"Total training: {table['hours min'].sum():,.0f} - {table['hours max'].sum():,.0f} "
+            f"device-hours ({device}; {int(table['members'].sum())} members, one device each)",
+        ]
     return "\n".join(out)

@@ -5,6 +5,7 @@ SLURM test (which compares its own run against it). Its folder name holds a spac
 session also checks that every path reaching a shell command is quoted. Tests that change files work on
 a copy (`tiny_copy`).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,7 +21,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-TINY = ROOT / "tests" / "data" / "tiny_config.yaml"
+TINY = ROOT / ".test" / "config.yaml"
+PACKED_BAYES = ROOT / ".test" / "config_packed_bayes.yaml"
 # Rules call `python -m stndt.cli`: make sure it is this interpreter.
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 # snakemake-executor-plugin-slurm runs `scontrol show config` when Snakemake starts, with a 10 s timeout:
@@ -38,12 +40,25 @@ def write_config(path: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, config: Path, *args: str, check: bool = True, timeout: int = 900,
-              python: str | Path | None = None) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, config: Path, *args: str, check: bool = True, timeout: int = 900, python: str | Path | None = None
+) -> subprocess.CompletedProcess:
     """Run the project's Snakefile with `config`, results relative to `workdir` (with `python` as the
     interpreter running Snakemake, default this one)."""
-    cmd = [str(python or sys.executable), "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-           "--configfile", str(config), "--directory", str(workdir), "--cores", "2", *args]
+    cmd = [
+        str(python or sys.executable),
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "workflow" / "Snakefile"),
+        "--configfile",
+        str(config),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir, env=LOCAL_ENV)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")

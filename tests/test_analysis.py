@@ -4,6 +4,7 @@ A tiny but real results folder is built once per session with the pipeline's own
 MC_Maze-layout data at 20 ms bins, nlb_tools tensors, true rates, 2 STNDT + 2 NDT + 1 no-contrast
 members trained for a few seconds, scored, tabled and ensembled). test_figures.py reuses it.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,29 @@ from stndt.datasets import CO_BPS, METRICS
 
 LAYOUT, BIN_MS = "mc_maze", 20
 N_HELDIN, N_HELDOUT = 12, 4
-TINY_TRAINING = dict(n_layers=2, n_heads=1, ff_hidden=16, context_forward=-1, context_backward=-1,
-                     dropout=0.05, dropout_rates=0.05, dropout_embedding=0.05, batch_size=8, warmup_epochs=2,
-                     weight_decay=5e-5, num_threads=1, patience=1000, val_every=5, max_epochs=30,
-                     contrast_lambda=0.1)
-SETS = {"": ({}, 2), "variants/ndt": ({"spatial": False, "contrastive": False}, 2),
-        "variants/no_contrast": ({"contrastive": False}, 1)}
+TINY_TRAINING = dict(
+    n_layers=2,
+    n_heads=1,
+    ff_hidden=16,
+    context_forward=-1,
+    context_backward=-1,
+    dropout=0.05,
+    dropout_rates=0.05,
+    dropout_embedding=0.05,
+    batch_size=8,
+    warmup_epochs=2,
+    weight_decay=5e-5,
+    num_threads=1,
+    patience=1000,
+    val_every=5,
+    max_epochs=30,
+    contrast_lambda=0.1,
+)
+SETS = {
+    "": ({}, 2),
+    "variants/ndt": ({"spatial": False, "contrastive": False}, 2),
+    "variants/no_contrast": ({"contrastive": False}, 1),
+}
 _BUILT: dict[str, Path] = {}
 
 
@@ -37,8 +55,17 @@ def build_tiny_results(root: Path) -> Path:
     from stndt.train.loop import train_member
 
     ds = root / "tiny_synth"
-    cfg = SyntheticConfig(n_heldin=N_HELDIN, n_heldout=N_HELDOUT, n_train=32, n_val=12, n_test=8, n_none=0,
-                          n_conditions=4, mean_rate_hz=20.0, seed=1)
+    cfg = SyntheticConfig(
+        n_heldin=N_HELDIN,
+        n_heldout=N_HELDOUT,
+        n_train=32,
+        n_val=12,
+        n_test=8,
+        n_none=0,
+        n_conditions=4,
+        mean_rate_hz=20.0,
+        seed=1,
+    )
     _, _, hidden = generate(LAYOUT, ds / "raw", ds / "truth" / "full.nwb", cfg)
     for phase in ("val", "test"):
         data = build_phase(ds / "raw", LAYOUT, phase, BIN_MS, hidden_path=hidden if phase == "test" else None)
@@ -52,12 +79,17 @@ def build_tiny_results(root: Path) -> Path:
             params = {**TINY_TRAINING, **switches, "seed": i, "lr": (1e-2, 4e-3)[i]}
             train_member(ds / "tensors" / "val.h5", ds / "tensors" / "test.h5", md, params, progress=False)
             for phase in ("val", "test"):
-                score_rates(md / f"rates_{phase}.h5", ds / "tensors" / f"{phase}.h5", md / f"metrics_{phase}.json",
-                            ds / "truth.h5")
+                score_rates(
+                    md / f"rates_{phase}.h5",
+                    ds / "tensors" / f"{phase}.h5",
+                    md / f"metrics_{phase}.json",
+                    ds / "truth.h5",
+                )
             dirs.append(md)
         members_table(dirs, set_dir / "members.csv")
-        build_ensemble(set_dir / "members.csv", dirs, ds / "tensors" / "val.h5", ds / "tensors" / "test.h5",
-                       set_dir, seed=0)
+        build_ensemble(
+            set_dir / "members.csv", dirs, ds / "tensors" / "val.h5", ds / "tensors" / "test.h5", set_dir, seed=0
+        )
     return ds
 
 
@@ -132,15 +164,24 @@ def test_drop_inputs_zeroes_only_those_neurons():
 
 def member_set(set_dir: Path) -> nd.MemberSet:
     """A member set's files as the neuron-dropping analysis takes them: ensemble.json and every best.pt."""
-    return nd.MemberSet.of(set_dir / "ensemble.json",
-                           {p.parent.name: p for p in sorted((set_dir / "members").glob("*/best.pt"))})
+    return nd.MemberSet.of(
+        set_dir / "ensemble.json", {p.parent.name: p for p in sorted((set_dir / "members").glob("*/best.pt"))}
+    )
 
 
 @pytest.fixture(scope="module")
 def dropping(tiny_ds, tmp_path_factory):
     out = tmp_path_factory.mktemp("dropping") / "neuron_dropping.csv"
-    table = nd.neuron_dropping(_val(tiny_ds), member_set(tiny_ds), out, ndt=member_set(tiny_ds / "variants" / "ndt"),
-                               n_members=2, n_random=2, ks=[0, 6, N_HELDIN], seed=0)
+    table = nd.neuron_dropping(
+        _val(tiny_ds),
+        member_set(tiny_ds),
+        out,
+        ndt=member_set(tiny_ds / "variants" / "ndt"),
+        n_members=2,
+        n_random=2,
+        ks=[0, 6, N_HELDIN],
+        seed=0,
+    )
     return table, out
 
 
@@ -167,8 +208,9 @@ def test_dropping_zero_neurons_reproduces_member_metrics(dropping, tiny_ds):
         folder = tiny_ds / ("members" if model == nd.MODEL_STNDT else "variants/ndt/members") / member
         own = score(targets, load_rates(folder / "rates_val.h5"), LAYOUT, BIN_MS)
         for metric, value in own.items():
-            np.testing.assert_allclose(rows[metric].to_numpy(), value, atol=1e-6, rtol=0,
-                                       err_msg=f"{model} {member} {metric}")
+            np.testing.assert_allclose(
+                rows[metric].to_numpy(), value, atol=1e-6, rtol=0, err_msg=f"{model} {member} {metric}"
+            )
 
 
 def test_dropping_all_neurons_lowers_co_bps(dropping):
@@ -219,22 +261,26 @@ def test_dropped_rates_leave_inputs_and_targets_alone(tiny_ds):
 
 def test_neuron_dropping_rejects_bad_k(tiny_ds, tmp_path):
     with pytest.raises(ValueError, match="every k must be in 0..12"):
-        nd.neuron_dropping(_val(tiny_ds), member_set(tiny_ds), tmp_path / "x.csv", n_members=1, n_random=0,
-                           ks=[0, 13])
+        nd.neuron_dropping(_val(tiny_ds), member_set(tiny_ds), tmp_path / "x.csv", n_members=1, n_random=0, ks=[0, 13])
     assert not (tmp_path / "x.csv").exists()
 
 
 def test_neuron_dropping_without_ndt_has_stndt_rows_only(tiny_ds, dropping, tmp_path):
     """NDT is optional: given no NDT members the analysis makes exactly the STNDT rows of a full run."""
-    table = nd.neuron_dropping(_val(tiny_ds), member_set(tiny_ds), tmp_path / "st.csv", n_members=1, n_random=0,
-                               ks=[0, N_HELDIN], seed=0)
+    table = nd.neuron_dropping(
+        _val(tiny_ds), member_set(tiny_ds), tmp_path / "st.csv", n_members=1, n_random=0, ks=[0, N_HELDIN], seed=0
+    )
     assert set(table["model"]) == {nd.MODEL_STNDT} and len(table) == 2
     best = json.loads((tiny_ds / "ensemble.json").read_text())["ranking"][0]
     full = dropping[0]
     full = full[(full["model"] == nd.MODEL_STNDT) & (full["member"] == best) & (full["order"] == nd.ORDER_ATTENTION)]
     for k in (0, N_HELDIN):
-        np.testing.assert_allclose(table.loc[table["k"] == k, CO_BPS].to_numpy(),
-                                   full.loc[full["k"] == k, CO_BPS].to_numpy(), atol=1e-9, rtol=0)
+        np.testing.assert_allclose(
+            table.loc[table["k"] == k, CO_BPS].to_numpy(),
+            full.loc[full["k"] == k, CO_BPS].to_numpy(),
+            atol=1e-9,
+            rtol=0,
+        )
 
 
 def test_member_selection_reads_the_given_files_only(tiny_ds, tmp_path):

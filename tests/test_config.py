@@ -1,4 +1,5 @@
 """Config validation: every bad key or value fails at once with a message naming it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,10 +14,17 @@ def _cfg(**entry):
 
 
 def test_valid_config_builds_typed_view(tmp_path: Path):
-    cfg = pipeline_config({"results_dir": "out/", "seed": 3, "datasets": {
-        "mc_rtt": {"source": "dandi", "variants": {"stndt": 4, "ndt": 0}},
-        "mine": {"source": "local", "path": str(tmp_path), "layout": "area2_bump"},
-        "syn": {"source": "synthetic", "layout": "dmfc_rsg"}}})
+    cfg = pipeline_config(
+        {
+            "results_dir": "out/",
+            "seed": 3,
+            "datasets": {
+                "mc_rtt": {"source": "dandi", "variants": {"stndt": 4, "ndt": 0}},
+                "mine": {"source": "local", "path": str(tmp_path), "layout": "area2_bump"},
+                "syn": {"source": "synthetic", "layout": "dmfc_rsg"},
+            },
+        }
+    )
     assert cfg.results_dir == "out" and cfg.seed == 3 and cfg.bin_width_ms == 5
     assert cfg.datasets["mc_rtt"].layout == "mc_rtt" and cfg.datasets["mc_rtt"].members == 4
     assert cfg.datasets["mc_rtt"].variants == {"stndt": 4, "no_contrast": 4}  # ndt: 0 is not trained
@@ -24,39 +32,45 @@ def test_valid_config_builds_typed_view(tmp_path: Path):
     assert cfg.datasets["mine"].space_name == "area2_bump"
 
 
-@pytest.mark.parametrize("config, key", [
-    (_cfg(layout="mc_mazee"), "datasets.ds.layout"),
-    (_cfg(source="ftp"), "datasets.ds.source"),
-    (_cfg(members=3), "datasets.ds.members"),
-    (_cfg(variants={"stndt": 0}), "datasets.ds.variants.stndt"),
-    (_cfg(variants={"ndtt": 2}), "datasets.ds.variants.ndtt"),
-    ({"variants": {"ndt": -1}, **_cfg()}, "variants.ndt"),
-    (_cfg(search={"method": "grid"}), "datasets.ds.search.method"),
-    ({"search": {"wave_size": 0}, **_cfg()}, "search.wave_size"),
-    ({"training": {"max_epoch": 4}, **_cfg()}, "training.max_epoch"),
-    ({"training": {"patience": -1}, **_cfg()}, "training.patience"),
-    (_cfg(training={"batch_size": "big"}), "datasets.ds.training.batch_size"),
-    ({"search_overrides": {"n_layer": 1}, **_cfg()}, "search_overrides.n_layer"),
-    (_cfg(search_overrides={"lr": {"low": 1.0, "high": 0.1}}), "datasets.ds.search_overrides.lr"),
-    ({"search_overrides": {"mask_ratio": 3.0}, **_cfg()}, "search_overrides.mask_ratio"),
-    (_cfg(colour="red"), "datasets.ds.colour"),
-    (_cfg(synthetic={"n_trainn": 3}), "datasets.ds.synthetic.n_trainn"),
-    (_cfg(path="/x"), "datasets.ds.path"),
-    ({"datasets": {"ds": {"source": "local", "layout": "mc_maze"}}}, "datasets.ds.path"),
-    ({"datasets": {"ds": {"source": "local", "layout": "mc_maze", "path": "/no/such/dir"}}}, "datasets.ds.path"),
-    ({"datasets": {"my_data": {"source": "dandi"}}}, "datasets.my_data.layout"),
-    ({"bin_width_ms": 7, **_cfg()}, "bin_width_ms"),
-    ({"datasets": {}}, "datasets"),
-])
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        (_cfg(layout="mc_mazee"), "datasets.ds.layout"),
+        (_cfg(source="ftp"), "datasets.ds.source"),
+        (_cfg(members=3), "datasets.ds.members"),
+        (_cfg(variants={"stndt": 0}), "datasets.ds.variants.stndt"),
+        (_cfg(variants={"ndtt": 2}), "datasets.ds.variants.ndtt"),
+        ({"variants": {"ndt": -1}, **_cfg()}, "variants.ndt"),
+        (_cfg(search={"method": "grid"}), "datasets.ds.search.method"),
+        ({"search": {"wave_size": 0}, **_cfg()}, "search.wave_size"),
+        ({"training": {"max_epoch": 4}, **_cfg()}, "training.max_epoch"),
+        ({"training": {"patience": -1}, **_cfg()}, "training.patience"),
+        (_cfg(training={"batch_size": "big"}), "datasets.ds.training.batch_size"),
+        ({"search_overrides": {"n_layer": 1}, **_cfg()}, "search_overrides.n_layer"),
+        (_cfg(search_overrides={"lr": {"low": 1.0, "high": 0.1}}), "datasets.ds.search_overrides.lr"),
+        ({"search_overrides": {"mask_ratio": 3.0}, **_cfg()}, "search_overrides.mask_ratio"),
+        (_cfg(colour="red"), "datasets.ds.colour"),
+        (_cfg(synthetic={"n_trainn": 3}), "datasets.ds.synthetic.n_trainn"),
+        (_cfg(path="/x"), "datasets.ds.path"),
+        ({"datasets": {"ds": {"source": "local", "layout": "mc_maze"}}}, "datasets.ds.path"),
+        ({"datasets": {"ds": {"source": "local", "layout": "mc_maze", "path": "/no/such/dir"}}}, "datasets.ds.path"),
+        ({"datasets": {"my_data": {"source": "dandi"}}}, "datasets.my_data.layout"),
+        ({"bin_width_ms": 7, **_cfg()}, "bin_width_ms"),
+        ({"datasets": {}}, "datasets"),
+    ],
+)
 def test_bad_values_name_the_key(config, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         pipeline_config(config)
 
 
-@pytest.mark.parametrize("config, key", [
-    ({"training": {"lr": 0.05}, **_cfg()}, "training.lr"),
-    (_cfg(training={"dropout": 0.1}), "datasets.ds.training.dropout"),
-])
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        ({"training": {"lr": 0.05}, **_cfg()}, "training.lr"),
+        (_cfg(training={"dropout": 0.1}), "datasets.ds.training.dropout"),
+    ],
+)
 def test_a_fixed_training_value_of_a_searched_setting_is_refused(config, key):
     # lr and dropout are ranges in the mc_maze space: fixing them under `training` would override every
     # member's draw while the search goes on proposing them (and fail only after the first wave)
@@ -68,11 +82,23 @@ def test_a_fixed_training_value_of_a_searched_setting_is_refused(config, key):
 
 
 def test_dataset_settings_replace_the_global_ones():
-    cfg = pipeline_config({"training": {"patience": 3000, "max_epochs": 50}, "variants": {"stndt": 5, "ndt": 2},
-                           "search": {"method": "bayes", "wave_size": 4},
-                           "datasets": {"a": {"source": "dandi", "layout": "mc_rtt", "training": {"patience": 2500},
-                                              "variants": {"ndt": 0}, "search": {"wave_size": 2}},
-                                        "b": {"source": "dandi", "layout": "dmfc_rsg"}}})
+    cfg = pipeline_config(
+        {
+            "training": {"patience": 3000, "max_epochs": 50},
+            "variants": {"stndt": 5, "ndt": 2},
+            "search": {"method": "bayes", "wave_size": 4},
+            "datasets": {
+                "a": {
+                    "source": "dandi",
+                    "layout": "mc_rtt",
+                    "training": {"patience": 2500},
+                    "variants": {"ndt": 0},
+                    "search": {"wave_size": 2},
+                },
+                "b": {"source": "dandi", "layout": "dmfc_rsg"},
+            },
+        }
+    )
     a, b = cfg.datasets["a"], cfg.datasets["b"]
     assert a.training == {"patience": 2500, "max_epochs": 50} and b.training == {"patience": 3000, "max_epochs": 50}
     assert a.variants == {"stndt": 5} and b.variants == {"stndt": 5, "ndt": 2}
@@ -90,7 +116,9 @@ def test_shipped_configs_are_valid():
     assert paper.datasets["dmfc_rsg"].training["patience"] == 4000
     assert paper.datasets["area2_bump"].training["patience"] == 2500
     # the reference's NUM_UPDATES (epoch cap and cosine horizon): 40,001 for area2_bump, 50,501 elsewhere
-    assert {d: c.training["max_epochs"] for d, c in paper.datasets.items() if d in ("area2_bump", "mc_maze")} \
-        == {"area2_bump": 40001, "mc_maze": 50501}
+    assert {d: c.training["max_epochs"] for d, c in paper.datasets.items() if d in ("area2_bump", "mc_maze")} == {
+        "area2_bump": 40001,
+        "mc_maze": 50501,
+    }
     assert {d.holdout for d in paper.datasets.values()} == {0.0}  # the authors selected on every val trial
     assert all(d.training["bf16"] is False for d in paper.datasets.values())

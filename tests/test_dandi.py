@@ -1,5 +1,6 @@
 """DANDI download logic, tested at the network boundary with a fake dandi client (DANDI is not reachable
 from CI); the real code path is the same functions with `dandi.dandiapi.DandiAPIClient`."""
+
 from __future__ import annotations
 
 import errno
@@ -35,8 +36,15 @@ class FakeAsset:
     """A RemoteAsset stand-in: `get_raw_metadata()["digest"]` publishes the payload's sha2-256 unless
     `digests` says otherwise; `corrupt` = how many downloads serve a damaged payload (last byte flipped)."""
 
-    def __init__(self, path: str, payload: bytes, failures: int = 0, short: bool = False,
-                 digests: dict[str, str] | None = None, corrupt: int = 0):
+    def __init__(
+        self,
+        path: str,
+        payload: bytes,
+        failures: int = 0,
+        short: bool = False,
+        digests: dict[str, str] | None = None,
+        corrupt: int = 0,
+    ):
         self.path, self.payload, self.size = path, payload, len(payload)
         self.failures, self.short, self.calls = failures, short, []
         self.digests = {SHA256: _sha(payload)} if digests is None else digests
@@ -59,7 +67,8 @@ class FakeAsset:
                 if self.failures and i >= chunk_size:  # fail mid-stream after the first chunk
                     self.failures -= 1
                     raise TransientError("connection reset")
-                yield data[i:i + chunk_size]
+                yield data[i : i + chunk_size]
+
         return iterate
 
 
@@ -83,9 +92,11 @@ class FakeClient:
 def _nlb_fake(name: str) -> FakeClient:
     info = NLB_DATASETS[name]
     sub = info.dandi_dir
-    assets = [FakeAsset(f"{sub}/{sub}_ses-x_desc-train_behavior+ecephys.nwb", b"train-bytes-" * 5),
-              FakeAsset(f"{sub}/{sub}_ses-x_desc-test_ecephys.nwb", b"test-bytes-" * 3),
-              FakeAsset(f"{sub}/notes.txt", b"ignored")]
+    assets = [
+        FakeAsset(f"{sub}/{sub}_ses-x_desc-train_behavior+ecephys.nwb", b"train-bytes-" * 5),
+        FakeAsset(f"{sub}/{sub}_ses-x_desc-test_ecephys.nwb", b"test-bytes-" * 3),
+        FakeAsset(f"{sub}/notes.txt", b"ignored"),
+    ]
     return FakeClient({info.dandiset: FakeDandiset(info.dandiset, assets)})
 
 
@@ -159,6 +170,7 @@ def test_digest_helpers_match_hand_computed_values(tmp_path: Path):
     part_md5 = hashlib.md5(DATA).digest()
     assert local_digest(f, DANDI_ETAG) == hashlib.md5(part_md5).hexdigest() + "-1"
     from dandischema.models import DigestType  # our keys are the archive's own names
+
     assert (SHA256, DANDI_ETAG) == (DigestType.sha2_256.value, DigestType.dandi_etag.value)
 
 
@@ -250,10 +262,13 @@ def test_full_disk_during_download_names_the_file(tmp_path: Path, monkeypatch):
     class FullFile:
         def __init__(self, *a):
             self.f = real_open(*a)
+
         def __enter__(self):
             return self
+
         def __exit__(self, *exc):
             self.f.close()
+
         def write(self, chunk):
             self.f.write(chunk[:1])
             raise OSError(errno.ENOSPC, "No space left on device")

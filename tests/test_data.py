@@ -1,4 +1,5 @@
 """Data layer: nlb_tools tensors from NLB-layout NWB files, and named errors for bad input."""
+
 from __future__ import annotations
 
 import re
@@ -110,8 +111,9 @@ def test_missing_file_and_empty_folder(tmp_path):
         check_raw_dir(tmp_path, "mc_maze")
 
 
-@pytest.mark.parametrize("layout, missing", [("dmfc_rsg", "go_time"), ("area2_bump", "ctr_hold_bump"),
-                                             ("mc_rtt", "finger_vel")])
+@pytest.mark.parametrize(
+    "layout, missing", [("dmfc_rsg", "go_time"), ("area2_bump", "ctr_hold_bump"), ("mc_rtt", "finger_vel")]
+)
 def test_layout_mismatch_names_the_missing_field(maze, layout, missing):
     with pytest.raises(NWBLayoutError, match=missing):
         check_raw_dir(maze[0], layout)

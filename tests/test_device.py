@@ -1,5 +1,6 @@
 """stndt.train.device.keep_freed_memory: large tensors freed by one training step are reused by the
 next without page faults (glibc otherwise unmaps every block above 32 MB on free)."""
+
 from __future__ import annotations
 
 import subprocess

@@ -3,6 +3,7 @@
 All data are built here in memory (no NWB files): Poisson spikes from known latent-driven rates,
 behaviour linear in the latents, condition PSTHs + eval_cond_idx, forward-prediction bins.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,16 +29,26 @@ KEY = nlb_key(LAYOUT, BW)
 
 @dataclass
 class Synthetic:
-    tensors: dict      # model inputs, nlb_tools key names
-    targets: dict      # {key: make_eval_target_tensors-like dict}
-    truth: dict        # {key: six true-rate arrays} (submission layout)
+    tensors: dict  # model inputs, nlb_tools key names
+    targets: dict  # {key: make_eval_target_tensors-like dict}
+    truth: dict  # {key: six true-rate arrays} (submission layout)
     cond_eval: np.ndarray
     key: str
 
 
-def make_data(seed: int = 0, key: str = KEY, n_train: int = 60, n_eval: int = 40, t_len: int = 30,
-              t_fp: int = 8, n_in: int = 16, n_out: int = 8, n_cond: int = 4, dmfc: bool = False,
-              extras: bool = False) -> Synthetic:
+def make_data(
+    seed: int = 0,
+    key: str = KEY,
+    n_train: int = 60,
+    n_eval: int = 40,
+    t_len: int = 30,
+    t_fp: int = 8,
+    n_in: int = 16,
+    n_out: int = 8,
+    n_cond: int = 4,
+    dmfc: bool = False,
+    extras: bool = False,
+) -> Synthetic:
     """Latent-driven Poisson data. `extras`: decode masks + non-zero eval jitter (psth NaN where jittered)."""
     rng = np.random.default_rng(seed)
     n = n_train + n_eval
@@ -46,8 +57,10 @@ def make_data(seed: int = 0, key: str = KEY, n_train: int = 60, n_eval: int = 40
     t = np.arange(t_len + t_fp)
     w = 2 * np.pi / (t_len + t_fp)
     ph = 2 * np.pi * cond / n_cond
-    lat = np.stack([np.sin(w * t[None] + ph[:, None]), np.cos(w * t[None] + ph[:, None]),
-                    np.sin(2 * w * t[None] + ph[:, None])], axis=-1)
+    lat = np.stack(
+        [np.sin(w * t[None] + ph[:, None]), np.cos(w * t[None] + ph[:, None]), np.sin(2 * w * t[None] + ph[:, None])],
+        axis=-1,
+    )
     gain = 1 + 0.25 * rng.standard_normal(n)
     lat = lat * gain[:, None, None]
     c = rng.normal(0, 0.9, (3, n_in + n_out))
@@ -56,8 +69,10 @@ def make_data(seed: int = 0, key: str = KEY, n_train: int = 60, n_eval: int = 40
     spikes = rng.poisson(rates).astype(np.float64)
     tr, ev = slice(0, n_train), slice(n_train, n)
     if dmfc:  # is_eye, theta, is_short, ts, tp: tp grows with the latent speed (the gain)
-        cols = np.stack([cond % 2, cond // 2, np.zeros(n), np.full(n, 800.0),
-                         800 * np.abs(gain) + 20 * rng.standard_normal(n)], axis=1)
+        cols = np.stack(
+            [cond % 2, cond // 2, np.zeros(n), np.full(n, 800.0), 800 * np.abs(gain) + 20 * rng.standard_normal(n)],
+            axis=1,
+        )
         behaviour = cols.astype(float)
     else:
         behaviour = lat[:, :t_len, :2] @ rng.normal(0, 1, (2, 2)) + 0.05 * rng.standard_normal((n, t_len, 2))
@@ -88,17 +103,22 @@ def make_data(seed: int = 0, key: str = KEY, n_train: int = 60, n_eval: int = 40
         tgt["eval_jitter"] = rng.integers(0, 3, n_eval)
         tgt["psth"][:, :2] = np.nan
     tensors = {
-        "train_spikes_heldin": spikes[tr, :t_len, :n_in], "train_spikes_heldout": spikes[tr, :t_len, n_in:],
+        "train_spikes_heldin": spikes[tr, :t_len, :n_in],
+        "train_spikes_heldout": spikes[tr, :t_len, n_in:],
         "train_spikes_heldin_forward": spikes[tr, t_len:, :n_in],
         "train_spikes_heldout_forward": spikes[tr, t_len:, n_in:],
         "eval_spikes_heldin": spikes[ev, :t_len, :n_in],
     }
-    truth = {key: {
-        "train_rates_heldin": rates[tr, :t_len, :n_in], "train_rates_heldout": rates[tr, :t_len, n_in:],
-        "eval_rates_heldin": rates[ev, :t_len, :n_in], "eval_rates_heldout": rates[ev, :t_len, n_in:],
-        "eval_rates_heldin_forward": rates[ev, t_len:, :n_in],
-        "eval_rates_heldout_forward": rates[ev, t_len:, n_in:],
-    }}
+    truth = {
+        key: {
+            "train_rates_heldin": rates[tr, :t_len, :n_in],
+            "train_rates_heldout": rates[tr, :t_len, n_in:],
+            "eval_rates_heldin": rates[ev, :t_len, :n_in],
+            "eval_rates_heldout": rates[ev, :t_len, n_in:],
+            "eval_rates_heldin_forward": rates[ev, t_len:, :n_in],
+            "eval_rates_heldout_forward": rates[ev, t_len:, n_in:],
+        }
+    }
     return Synthetic(tensors, {key: tgt}, truth, cond[ev], key)
 
 
@@ -108,12 +128,14 @@ def mean_rates(d: Synthetic) -> dict:
     m_in = t["train_spikes_heldin"].mean(axis=(0, 1))
     m_out = t["train_spikes_heldout"].mean(axis=(0, 1))
     n_ev = len(t["eval_spikes_heldin"])
-    shapes = {"train_rates_heldin": (t["train_spikes_heldin"].shape, m_in),
-              "train_rates_heldout": (t["train_spikes_heldout"].shape, m_out),
-              "eval_rates_heldin": (t["eval_spikes_heldin"].shape, m_in),
-              "eval_rates_heldout": (t["eval_spikes_heldin"].shape[:2] + m_out.shape, m_out),
-              "eval_rates_heldin_forward": ((n_ev,) + t["train_spikes_heldin_forward"].shape[1:], m_in),
-              "eval_rates_heldout_forward": ((n_ev,) + t["train_spikes_heldout_forward"].shape[1:], m_out)}
+    shapes = {
+        "train_rates_heldin": (t["train_spikes_heldin"].shape, m_in),
+        "train_rates_heldout": (t["train_spikes_heldout"].shape, m_out),
+        "eval_rates_heldin": (t["eval_spikes_heldin"].shape, m_in),
+        "eval_rates_heldout": (t["eval_spikes_heldin"].shape[:2] + m_out.shape, m_out),
+        "eval_rates_heldin_forward": ((n_ev,) + t["train_spikes_heldin_forward"].shape[1:], m_in),
+        "eval_rates_heldout_forward": ((n_ev,) + t["train_spikes_heldout_forward"].shape[1:], m_out),
+    }
     return {d.key: {k: np.broadcast_to(m, s).astype(np.float64) + 1e-3 for k, (s, m) in shapes.items()}}
 
 
@@ -225,9 +247,10 @@ def test_normalize_cond_idx_forms():
 # ensembles
 # ----------------------------------------------------------------------------------------------------
 def test_rank_members_ties_nan_and_direction():
-    table = pd.DataFrame({"member": ["c", "a", "b", "d"], CO_BPS: [0.2, 0.3, 0.2, np.nan],
-                          TP_CORR: [-0.1, 0.5, -0.9, 0.0]})
-    assert ens.rank_members(table) == ["a", "b", "c"]          # tie 0.2 -> by id; NaN dropped
+    table = pd.DataFrame(
+        {"member": ["c", "a", "b", "d"], CO_BPS: [0.2, 0.3, 0.2, np.nan], TP_CORR: [-0.1, 0.5, -0.9, 0.0]}
+    )
+    assert ens.rank_members(table) == ["a", "b", "c"]  # tie 0.2 -> by id; NaN dropped
     assert ens.rank_members(table, TP_CORR) == ["b", "c", "d", "a"]  # lower is better
     with pytest.raises(KeyError, match="nope"):
         ens.rank_members(table, "nope")
@@ -257,8 +280,9 @@ def test_ensemble_curve_picks_the_good_members(data):
     # four noisy copies of the truth (averaging helps) followed by two flat members (averaging hurts)
     members = {f"good{i}": noisy(data.truth, 10 + i, 0.6) for i in range(4)}
     members |= {f"flat{i}": mean_rates(data) for i in range(2)}
-    table = pd.DataFrame({"member": list(members),
-                          CO_BPS: [met.co_bps(data.targets, r, LAYOUT, BW) for r in members.values()]})
+    table = pd.DataFrame(
+        {"member": list(members), CO_BPS: [met.co_bps(data.targets, r, LAYOUT, BW) for r in members.values()]}
+    )
     ranking = ens.rank_members(table)
     assert set(ranking[:4]) == {f"good{i}" for i in range(4)}
     curve = ens.ensemble_curve(members, ranking, data.targets, LAYOUT, BW)
@@ -297,8 +321,7 @@ def test_subset_matches_manual_slices(rich):
     idx = np.array([5, 0, 17, 3, 22, 9, 31, 12])
     t_s, r_s = ens.subset_eval_trials(rich.targets, pred, idx)
     tg, rt = rich.targets[KEY], pred[KEY]
-    for k in ("eval_spikes_heldout", "eval_behavior", "eval_spikes_heldin_forward", "eval_decode_mask",
-              "eval_jitter"):
+    for k in ("eval_spikes_heldout", "eval_behavior", "eval_spikes_heldin_forward", "eval_decode_mask", "eval_jitter"):
         np.testing.assert_array_equal(t_s[KEY][k], tg[k][idx])
     for k in ("psth", "train_behavior", "train_decode_mask"):
         assert t_s[KEY][k] is tg[k]
@@ -306,8 +329,9 @@ def test_subset_matches_manual_slices(rich):
     np.testing.assert_array_equal(r_s[KEY]["eval_rates_heldin_forward"], rt["eval_rates_heldin_forward"][idx])
     for c, got in enumerate(t_s[KEY]["eval_cond_idx"]):
         assert list(got) == [p for p in range(len(idx)) if rich.cond_eval[idx[p]] == c]
-    manual = nlb_evaluation.bits_per_spike(rt["eval_rates_heldout"][idx].astype(float),
-                                           tg["eval_spikes_heldout"][idx].astype(float))
+    manual = nlb_evaluation.bits_per_spike(
+        rt["eval_rates_heldout"][idx].astype(float), tg["eval_spikes_heldout"][idx].astype(float)
+    )
     assert met.score(t_s, r_s, LAYOUT, BW)[CO_BPS] == pytest.approx(manual, abs=1e-12)
     # one condition only: the others become empty and evaluate() skips them
     only0 = np.where(rich.cond_eval == 0)[0]
@@ -359,11 +383,20 @@ def test_select_ensemble_honest_is_lower_on_overfit_case(data, tmp_path):
     for m, r in members.items():
         paths[m] = tmp_path / f"{m}.h5"
         save_h5(paths[m], r)
-    table = pd.DataFrame({"member": list(members),
-                          CO_BPS: [met.score(data.targets, r, LAYOUT, BW)[CO_BPS] for r in members.values()]})
+    table = pd.DataFrame(
+        {"member": list(members), CO_BPS: [met.score(data.targets, r, LAYOUT, BW)[CO_BPS] for r in members.values()]}
+    )
     test_d = make_data(seed=21)
-    result = ens.select_ensemble(paths, table, data.targets, LAYOUT, BW, seed=0,
-                                 member_rates_test={m: test_d.truth for m in members}, targets_test=test_d.targets)
+    result = ens.select_ensemble(
+        paths,
+        table,
+        data.targets,
+        LAYOUT,
+        BW,
+        seed=0,
+        member_rates_test={m: test_d.truth for m in members},
+        targets_test=test_d.targets,
+    )
     assert result["members"] == ens.rank_members(table)[: result["n"]]
     assert set(result["val"]) == set(nlb_dataset(LAYOUT).metrics)
     assert result["honest"]["metrics"][CO_BPS] < result["val"][CO_BPS]
@@ -431,10 +464,16 @@ def test_submission_round_trip(data, tmp_path):
     assert from_files == pytest.approx(met.score(data.targets, data.truth, LAYOUT, BW), abs=1e-5)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ("nan", "eval_rates_heldout"), ("shape", "train_rates_heldin"), ("missing", "eval_rates_heldin_forward"),
-    ("zero", "eval_rates_heldout_forward"), ("extra", "bonus"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("nan", "eval_rates_heldout"),
+        ("shape", "train_rates_heldin"),
+        ("missing", "eval_rates_heldin_forward"),
+        ("zero", "eval_rates_heldout_forward"),
+        ("extra", "bonus"),
+    ],
+)
 def test_bad_submissions_raise_naming_the_key(data, tmp_path, bad, match):
     r = {KEY: {k: v.copy() for k, v in data.truth[KEY].items()}}
     if bad == "nan":
@@ -481,28 +520,41 @@ def baseline_files(tmp_path):
     files = {"ensembles": {}, "rankings": {}, "members": {}, "baselines": {}}
     for name, (num, ranking) in sets.items():
         root = tmp_path / name
-        files["ensembles"][name] = {ph: _metrics_file(root / "ensemble" / f"metrics_{ph}.json", 0.1 * num + dt)
-                                    for ph, dt in (("val", 0.0), ("test", 0.01))}
+        files["ensembles"][name] = {
+            ph: _metrics_file(root / "ensemble" / f"metrics_{ph}.json", 0.1 * num + dt)
+            for ph, dt in (("val", 0.0), ("test", 0.01))
+        }
         (root / "ensemble.json").write_text(json.dumps({"ranking": ranking, "members": ranking[:1]}))
         files["rankings"][name] = root / "ensemble.json"
         files["members"][name] = {
-            m: {ph: _metrics_file(root / "members" / m / f"metrics_{ph}.json", 0.2 + 0.1 * i + dt + num / 1000)
-                for ph, dt in (("val", 0.0), ("test", 0.01))}
-            for i, m in enumerate(["m000", "m001"])}
+            m: {
+                ph: _metrics_file(root / "members" / m / f"metrics_{ph}.json", 0.2 + 0.1 * i + dt + num / 1000)
+                for ph, dt in (("val", 0.0), ("test", 0.01))
+            }
+            for i, m in enumerate(["m000", "m001"])
+        }
     for name, value, r2 in (("smoothing", 0.05, 0.4), ("oracle", 0.9, 1.0)):
-        files["baselines"][name] = {ph: _metrics_file(tmp_path / name / f"metrics_{ph}.json", value + dt, r2)
-                                    for ph, dt in (("val", 0.0), ("test", 0.01))}
+        files["baselines"][name] = {
+            ph: _metrics_file(tmp_path / name / f"metrics_{ph}.json", value + dt, r2)
+            for ph, dt in (("val", 0.0), ("test", 0.01))
+        }
     return files
 
 
 # (method, phase) -> co-bps of the file that row must come from (see baseline_files)
 EXPECTED_BASELINES = {
-    ("stndt_ensemble", "val"): 0.1, ("stndt_ensemble", "test"): 0.11,
-    ("stndt_single", "val"): 0.301, ("stndt_single", "test"): 0.311,   # m001 (ranked first)
-    ("ndt_ensemble", "val"): 0.2, ("ndt_ensemble", "test"): 0.21,
-    ("ndt_single", "val"): 0.202, ("ndt_single", "test"): 0.212,       # m000 (ranked first)
-    ("smoothing", "val"): 0.05, ("smoothing", "test"): 0.06,
-    ("oracle", "val"): 0.9, ("oracle", "test"): 0.91,
+    ("stndt_ensemble", "val"): 0.1,
+    ("stndt_ensemble", "test"): 0.11,
+    ("stndt_single", "val"): 0.301,
+    ("stndt_single", "test"): 0.311,  # m001 (ranked first)
+    ("ndt_ensemble", "val"): 0.2,
+    ("ndt_ensemble", "test"): 0.21,
+    ("ndt_single", "val"): 0.202,
+    ("ndt_single", "test"): 0.212,  # m000 (ranked first)
+    ("smoothing", "val"): 0.05,
+    ("smoothing", "test"): 0.06,
+    ("oracle", "val"): 0.9,
+    ("oracle", "test"): 0.91,
 }
 
 
@@ -514,7 +566,11 @@ def _check_baselines(table: pd.DataFrame) -> None:
         assert row[VEL_R2] == pytest.approx(co + 0.5, abs=1e-12), f"{method} {phase}"
     # rate R2 only where the source file has it (the baselines here), empty elsewhere
     assert table.set_index(["method", "phase"])["rate R2"].dropna().to_dict() == {
-        ("smoothing", "val"): 0.4, ("smoothing", "test"): 0.4, ("oracle", "val"): 1.0, ("oracle", "test"): 1.0}
+        ("smoothing", "val"): 0.4,
+        ("smoothing", "test"): 0.4,
+        ("oracle", "val"): 1.0,
+        ("oracle", "test"): 1.0,
+    }
 
 
 def test_baselines_rows_equal_their_own_metrics_files(baseline_files, tmp_path):
@@ -522,8 +578,9 @@ def test_baselines_rows_equal_their_own_metrics_files(baseline_files, tmp_path):
 
     f = baseline_files
     # sets given in another order than VARIANTS' still come out STNDT first
-    methods = baseline_methods({"ndt": f["ensembles"]["ndt"], "stndt": f["ensembles"]["stndt"]}, f["rankings"],
-                               f["members"], f["baselines"])
+    methods = baseline_methods(
+        {"ndt": f["ensembles"]["ndt"], "stndt": f["ensembles"]["stndt"]}, f["rankings"], f["members"], f["baselines"]
+    )
     table = write_baselines(methods, ["val", "test"], tmp_path / "baselines.csv")
     _check_baselines(table)
     _check_baselines(pd.read_csv(tmp_path / "baselines.csv"))
@@ -560,8 +617,19 @@ def test_baselines_refuse_incomplete_or_unknown_inputs(baseline_files, tmp_path)
     only_m000 = {"stndt": {"m000": f["members"]["stndt"]["m000"]}}
     with pytest.raises(ValueError, match="best member is m001, but no metrics files were given"):
         baseline_methods({}, {"stndt": f["rankings"]["stndt"]}, only_m000, {})
-    twice = ["baselines", "--out", str(tmp_path / "x.csv"), "--baseline-metrics", "smoothing", "val", "a.json",
-             "--baseline-metrics", "smoothing", "val", "b.json"]
+    twice = [
+        "baselines",
+        "--out",
+        str(tmp_path / "x.csv"),
+        "--baseline-metrics",
+        "smoothing",
+        "val",
+        "a.json",
+        "--baseline-metrics",
+        "smoothing",
+        "val",
+        "b.json",
+    ]
     assert main(twice) == 1 and not (tmp_path / "x.csv").exists()
 
 
@@ -571,10 +639,10 @@ def test_paired_difference_is_the_mean_of_pairs_with_a_bootstrap_interval():
     a, b = [0.30, 0.32, 0.31, 0.29], [0.31, 0.34, 0.31, 0.30]
     d = paired_difference(a, b, seed=0)
     assert d["value"] == pytest.approx(0.01) and d["n_pairs"] == 4
-    assert d["ci_low"] <= d["value"] <= d["ci_high"] and d["ci_low"] >= 0.0   # every pair >= 0
-    assert paired_difference(a, b, seed=0) == d                                # seeded
+    assert d["ci_low"] <= d["value"] <= d["ci_high"] and d["ci_low"] >= 0.0  # every pair >= 0
+    assert paired_difference(a, b, seed=0) == d  # seeded
     one = paired_difference([0.3], [0.35], seed=0)
-    assert one["value"] == pytest.approx(0.05) and math.isnan(one["ci_low"])   # no interval from one pair
+    assert one["value"] == pytest.approx(0.05) and math.isnan(one["ci_low"])  # no interval from one pair
 
 
 def test_a_dmfc_subset_too_small_for_tp_corr_still_gets_bits_per_spike():
@@ -589,5 +657,7 @@ def test_a_dmfc_subset_too_small_for_tp_corr_still_gets_bits_per_spike():
     got = met.bps_metrics(t, r, "dmfc_rsg", BW)
     full = met.score(d.targets, d.truth, "dmfc_rsg", BW)
     assert set(got) == {CO_BPS, FP_BPS}
-    assert met.bps_metrics(d.targets, d.truth, "dmfc_rsg", BW) == {CO_BPS: pytest.approx(full[CO_BPS]),
-                                                                   FP_BPS: pytest.approx(full[FP_BPS])}
+    assert met.bps_metrics(d.targets, d.truth, "dmfc_rsg", BW) == {
+        CO_BPS: pytest.approx(full[CO_BPS]),
+        FP_BPS: pytest.approx(full[FP_BPS]),
+    }

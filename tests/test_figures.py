@@ -3,6 +3,7 @@ those files (scatter points, curves and images read back from the returned matpl
 "a PNG exists"); the trajectory decoder reproduces nlb_tools' vel R2; bad inputs fail with clear errors.
 The results folder is the one built by test_analysis.py (shared, built once per session).
 """
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_analysis import N_HELDIN, TINY_TRAINING, tiny_ds  # noqa: F401  (session fixture shared with test_analysis)
 
 from stndt.analysis.neuron_dropping import MODEL_NDT, MODEL_STNDT, ORDER_ATTENTION, ORDER_RANDOM
 from stndt.datasets import CO_BPS, VEL_R2
@@ -21,7 +23,6 @@ from stndt.figures.fig3_ensemble import decode_velocity, fig3_ensemble
 from stndt.figures.fig4_attention import fig4_attention
 from stndt.figures.fig5_neuron_dropping import fig5_neuron_dropping
 from stndt.figures.training_curves import fig_training_curves, read_member_logs
-from test_analysis import N_HELDIN, TINY_TRAINING, tiny_ds  # noqa: F401  (session fixture shared with test_analysis)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SETS = {"stndt": "", "ndt": "variants/ndt", "no_contrast": "variants/no_contrast"}
@@ -88,8 +89,15 @@ def test_fig2_stndt_only_and_errors_name_the_file(tiny_ds, tmp_path):
 
 # ------------------------------------------------------------------------------------------ Fig. 3
 def _fig3(ds: Path, out: Path, tensors: Path | None = None, truth: bool = True):
-    return fig3_ensemble(ds / "ensemble_curve.csv", ds / "ensemble.json", ds / "ensemble" / "rates_val.h5",
-                         tensors or _val(ds), out, truth=ds / "truth.h5" if truth else None, dataset=ds.name)
+    return fig3_ensemble(
+        ds / "ensemble_curve.csv",
+        ds / "ensemble.json",
+        ds / "ensemble" / "rates_val.h5",
+        tensors or _val(ds),
+        out,
+        truth=ds / "truth.h5" if truth else None,
+        dataset=ds.name,
+    )
 
 
 def test_fig3_curve_is_the_ensemble_curve(tiny_ds, tmp_path):
@@ -147,8 +155,9 @@ def test_fig4_images_are_the_best_members_attention(tiny_ds, tmp_path):
     from stndt.analysis.attention import spatial_attention
     from stndt.evaluate.metrics import load_targets
 
-    fig = fig4_attention(tiny_ds / "ensemble.json", _val(tiny_ds), _checkpoints(tiny_ds), tmp_path / "fig4.png",
-                         dataset=tiny_ds.name)
+    fig = fig4_attention(
+        tiny_ds / "ensemble.json", _val(tiny_ds), _checkpoints(tiny_ds), tmp_path / "fig4.png", dataset=tiny_ds.name
+    )
     assert_figure(tmp_path / "fig4.png")
     best = json.loads((tiny_ds / "ensemble.json").read_text())["ranking"][0]
     cond = load_targets(_val(tiny_ds))["mc_maze_20"]["eval_cond_idx"]
@@ -176,8 +185,12 @@ def test_fig4_needs_the_best_members_checkpoint(tiny_ds, tmp_path):
 
 # ------------------------------------------------------------------------------------------ Fig. 5
 # hand-chosen means at k = 0, 6, 12 per (model, order); members and seeds scatter symmetrically around them
-MEANS = {(MODEL_STNDT, ORDER_ATTENTION): [0.30, 0.18, 0.02], (MODEL_STNDT, ORDER_RANDOM): [0.30, 0.24, 0.04],
-         (MODEL_NDT, ORDER_ATTENTION): [0.28, 0.20, 0.01], (MODEL_NDT, ORDER_RANDOM): [0.28, 0.22, 0.03]}
+MEANS = {
+    (MODEL_STNDT, ORDER_ATTENTION): [0.30, 0.18, 0.02],
+    (MODEL_STNDT, ORDER_RANDOM): [0.30, 0.24, 0.04],
+    (MODEL_NDT, ORDER_ATTENTION): [0.28, 0.20, 0.01],
+    (MODEL_NDT, ORDER_RANDOM): [0.28, 0.22, 0.03],
+}
 KS = [0, 6, N_HELDIN]
 
 
@@ -191,9 +204,21 @@ def _dropping_table(models=(MODEL_STNDT, MODEL_NDT)) -> pd.DataFrame:
                 for seed, ds in seeds:
                     for k, mean in zip(KS, MEANS[model, order]):
                         v = mean + dm + ds
-                        rows.append({"model": model, "order": order, "member": member, "order_from": member,
-                                     "seed": seed, "k": k, "dropped": "", "co-bps": v, "vel R2": v + 0.5,
-                                     "psth R2": v + 0.2, "fp-bps": v - 0.1})
+                        rows.append(
+                            {
+                                "model": model,
+                                "order": order,
+                                "member": member,
+                                "order_from": member,
+                                "seed": seed,
+                                "k": k,
+                                "dropped": "",
+                                "co-bps": v,
+                                "vel R2": v + 0.5,
+                                "psth R2": v + 0.2,
+                                "fp-bps": v - 0.1,
+                            }
+                        )
     return pd.DataFrame(rows)
 
 
@@ -225,8 +250,10 @@ def test_fig5_without_ndt_and_errors(tmp_path):
 
 # ------------------------------------------------------------------------------------------ training curves
 def _train_logs(ds: Path) -> dict[str, dict[str, Path]]:
-    return {name: {p.parent.name: p for p in sorted((_set_dir(ds, name) / "members").glob("*/train_log.csv"))}
-            for name in SETS}
+    return {
+        name: {p.parent.name: p for p in sorted((_set_dir(ds, name) / "members").glob("*/train_log.csv"))}
+        for name in SETS
+    }
 
 
 def test_training_curves_are_the_train_logs(tiny_ds, tmp_path):
@@ -244,7 +271,7 @@ def test_training_curves_are_the_train_logs(tiny_ds, tmp_path):
         log = pd.read_csv(path).dropna(subset=["loss"])
         np.testing.assert_array_equal(line.get_xydata(), log[["epoch", "loss"]].to_numpy(float), err_msg=member)
         assert line.get_color() == SET_COLORS[name]
-    for line, (name, member, path) in zip(val_lines, pairs):
+    for line, (_name, _member, path) in zip(val_lines, pairs):
         log = pd.read_csv(path).dropna(subset=[f"val {CO_BPS}"])
         np.testing.assert_array_equal(line.get_xydata(), log[["epoch", f"val {CO_BPS}"]].to_numpy(float))
 
@@ -265,8 +292,23 @@ def test_figure_command_takes_each_input_file(tiny_ds, tmp_path):
     from stndt.cli import main
 
     out = tmp_path / "fig2.png"
-    assert main(["figure", "fig2_member_metrics", "--out", str(out), "--members-csv", "stndt",
-                 str(tiny_ds / "members.csv"), "--members-csv", "ndt", str(tiny_ds / "variants/ndt/members.csv")]) == 0
+    assert (
+        main(
+            [
+                "figure",
+                "fig2_member_metrics",
+                "--out",
+                str(out),
+                "--members-csv",
+                "stndt",
+                str(tiny_ds / "members.csv"),
+                "--members-csv",
+                "ndt",
+                str(tiny_ds / "variants/ndt/members.csv"),
+            ]
+        )
+        == 0
+    )
     assert_figure(out)
     csv = tmp_path / "nd.csv"
     _dropping_table().to_csv(csv, index=False)

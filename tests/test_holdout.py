@@ -2,6 +2,7 @@
 local estimate. The proof is a tiny DAG run twice by Snakemake with everything equal but the spikes of
 the holdout trials: no checkpoint, search proposal, ranking or ensemble choice may change, while the
 holdout numbers do."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import TINY, snakemake, write_config
+
 from stndt.datasets import CO_BPS
 from stndt.evaluate.holdout import HOLDOUT_KEY, holdout_trials, selection_trials
 
@@ -23,13 +24,13 @@ MEMBERS = ("m000", "m001")
 def test_holdout_is_seeded_stratified_and_leaves_trials_to_select_on():
     conds = [np.arange(0, 8), np.arange(8, 16), np.arange(16, 20), np.array([20])]
     idx = holdout_trials(22, 0.25, seed=3, cond_idx=conds)
-    assert np.array_equal(idx, holdout_trials(22, 0.25, seed=3, cond_idx=conds))      # seeded
+    assert np.array_equal(idx, holdout_trials(22, 0.25, seed=3, cond_idx=conds))  # seeded
     assert not np.array_equal(idx, holdout_trials(22, 0.25, seed=4, cond_idx=conds))
     per_cond = [np.isin(c, idx).sum() for c in conds]
-    assert per_cond == [2, 2, 1, 0]            # a quarter of each condition; a lone trial stays for selection
+    assert per_cond == [2, 2, 1, 0]  # a quarter of each condition; a lone trial stays for selection
     assert len(np.intersect1d(idx, selection_trials(22, idx))) == 0
     assert len(idx) + len(selection_trials(22, idx)) == 22
-    plain = holdout_trials(40, 0.25, seed=0)   # no conditions (mc_rtt): uniform
+    plain = holdout_trials(40, 0.25, seed=0)  # no conditions (mc_rtt): uniform
     assert len(plain) == 10 and len(np.unique(plain)) == 10
     assert holdout_trials(40, 0.0, seed=0).size == 0
     with pytest.raises(ValueError, match="evaluation.holdout"):
@@ -100,11 +101,16 @@ def test_no_selection_step_reads_the_holdout_trials(twin_runs):
         sb = json.loads((b / "members" / m / "params.json").read_text())
         assert sa["given"] == sb["given"] and sa["training"]["best_epoch"] == sb["training"]["best_epoch"]
     # the search's second wave was proposed from the same objective values
-    assert json.loads((a / "search" / "wave001.json").read_text()) == \
-        json.loads((b / "search" / "wave001.json").read_text())
+    assert json.loads((a / "search" / "wave001.json").read_text()) == json.loads(
+        (b / "search" / "wave001.json").read_text()
+    )
     ea, eb = (json.loads((d / "ensemble.json").read_text()) for d in (a, b))
-    assert (ea["ranking"], ea["members"], ea["val"], ea["honest"]["metrics"]) == \
-        (eb["ranking"], eb["members"], eb["val"], eb["honest"]["metrics"])
+    assert (ea["ranking"], ea["members"], ea["val"], ea["honest"]["metrics"]) == (
+        eb["ranking"],
+        eb["members"],
+        eb["val"],
+        eb["honest"]["metrics"],
+    )
     assert ea["holdout_trials"] == len(idx)
     # ... while the holdout numbers are real scores of those trials: they moved with their spikes
     ma, mb = (json.loads((d / "ensemble" / "metrics_val.json").read_text()) for d in (a, b))

@@ -1,6 +1,7 @@
 """Tests of stndt.io's atomic writers and of everything built on them (save_torch, staged folders):
 outputs get the mode a plain open()/mkdir would give under the umask, and a full disk is reported as
 such, naming the path, with nothing left under the final name."""
+
 from __future__ import annotations
 
 import errno
@@ -23,8 +24,10 @@ from stndt.train.checkpoint import save_torch
 @pytest.fixture
 def umask():
     """Set the process umask for one test (parametrised indirectly) and restore it afterwards."""
+
     def set_mask(mask: int) -> int:
         return os.umask(mask)
+
     old = os.umask(0o022)
     os.umask(old)
     yield set_mask
@@ -37,8 +40,13 @@ def _mode(path: Path) -> int:
 
 def _write_all(folder: Path) -> dict[str, Path]:
     """One output of every atomic writer, plus a staged folder."""
-    paths = {"json": folder / "a.json", "h5": folder / "b.h5", "torch": folder / "c.pt",
-             "text": folder / "d.txt", "dir": folder / "raw"}
+    paths = {
+        "json": folder / "a.json",
+        "h5": folder / "b.h5",
+        "torch": folder / "c.pt",
+        "text": folder / "d.txt",
+        "dir": folder / "raw",
+    }
     write_json(paths["json"], {"x": 1})
     save_h5(paths["h5"], {"x": np.arange(3.0)}, attrs={"phase": "val"})
     save_torch(paths["torch"], {"w": torch.zeros(2)})
@@ -49,17 +57,25 @@ def _write_all(folder: Path) -> dict[str, Path]:
     return paths
 
 
-@pytest.mark.parametrize("mask, file_mode, dir_mode", [
-    (0o022, 0o644, 0o755),   # the usual default: colleagues can read
-    (0o002, 0o664, 0o775),   # group-shared project folders: the group can also write
-    (0o077, 0o600, 0o700),   # the user asked for privacy: it stays private
-], ids=["umask022", "umask002", "umask077"])
+@pytest.mark.parametrize(
+    "mask, file_mode, dir_mode",
+    [
+        (0o022, 0o644, 0o755),  # the usual default: colleagues can read
+        (0o002, 0o664, 0o775),  # group-shared project folders: the group can also write
+        (0o077, 0o600, 0o700),  # the user asked for privacy: it stays private
+    ],
+    ids=["umask022", "umask002", "umask077"],
+)
 def test_outputs_get_the_umask_default_mode(tmp_path: Path, umask, mask, file_mode, dir_mode):
     umask(mask)
     paths = _write_all(tmp_path)
     assert {k: oct(_mode(p)) for k, p in paths.items()} == {
-        "json": oct(file_mode), "h5": oct(file_mode), "torch": oct(file_mode), "text": oct(file_mode),
-        "dir": oct(dir_mode)}
+        "json": oct(file_mode),
+        "h5": oct(file_mode),
+        "torch": oct(file_mode),
+        "text": oct(file_mode),
+        "dir": oct(dir_mode),
+    }
     assert json.loads(paths["json"].read_text()) == {"x": 1}
     assert current_umask() == mask and os.umask(mask) == mask  # reading it changed nothing
 
@@ -77,9 +93,11 @@ def _assert_clean(folder: Path, final: Path, old: bytes | None) -> None:
 def _enospc_after_partial(write_part):
     """A writer `f(obj, target, ...)` (torch.save, save_to_h5) that puts some bytes down, then fails
     as a full disk does."""
+
     def writer(obj, target, *args, **kwargs):
         write_part(Path(target))
         raise OSError(errno.ENOSPC, "No space left on device")
+
     return writer
 
 
@@ -87,10 +105,17 @@ def test_write_json_on_full_disk_names_the_path(tmp_path: Path, monkeypatch):
     final = tmp_path / "x" / "metrics.json"
     write_json(final, {"old": True})
     old = final.read_bytes()
-    monkeypatch.setattr(Path, "write_text", lambda self, text, *a, **k: (
-        open(self, "w").write(text[:5]), _raise(OSError(errno.ENOSPC, "No space left on device"))))
-    with pytest.raises(OSError, match=r"x/metrics.json: no space left on device \(disk full: \d+ bytes free in "
-                                      + str(tmp_path / "x")) as info:
+    monkeypatch.setattr(
+        Path,
+        "write_text",
+        lambda self, text, *a, **k: (
+            open(self, "w").write(text[:5]),
+            _raise(OSError(errno.ENOSPC, "No space left on device")),
+        ),
+    )
+    with pytest.raises(
+        OSError, match=r"x/metrics.json: no space left on device \(disk full: \d+ bytes free in " + str(tmp_path / "x")
+    ) as info:
         write_json(final, {"new": list(range(100))})
     assert info.value.errno == errno.ENOSPC
     _assert_clean(final.parent, final, old)
@@ -127,13 +152,18 @@ def test_torch_stream_error_on_a_full_filesystem_is_reported_as_disk_full(tmp_pa
 
     def torch_save(obj, target):
         Path(target).write_bytes(b"PK\x03\x04" * 10)
-        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing "
-                           "file data/0: file write failed; unexpected pos 104832 vs 104720")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing "
+            "file data/0: file write failed; unexpected pos 104832 vs 104720"
+        )
 
     monkeypatch.setattr(torch, "save", torch_save)
     monkeypatch.setattr(sio.shutil, "disk_usage", lambda p: Usage(10 << 30, 10 << 30, 0))
-    with pytest.raises(OSError, match=f"state.pt: no space left on device \\(disk full: 0 bytes free in "
-                                      f"{tmp_path}; RuntimeError: .*unexpected pos 104832") as info:
+    with pytest.raises(
+        OSError,
+        match=f"state.pt: no space left on device \\(disk full: 0 bytes free in "
+        f"{tmp_path}; RuntimeError: .*unexpected pos 104832",
+    ) as info:
         save_torch(final, {"epoch": 2})
     assert info.value.errno == errno.ENOSPC
     _assert_clean(tmp_path, final, None)

@@ -1,6 +1,7 @@
 """Checks of a user's NLB-format files that nlb_tools itself skips: unit ids shared by the train and
 test files, and spike times it can bin. Each case is a copy of a tiny synthetic recording with one
 field edited in place (h5py), so everything else about the files is known to be valid."""
+
 from __future__ import annotations
 
 import re
@@ -53,6 +54,7 @@ def _set_spike(value: float):
     def edit(times: np.ndarray, units: h5py.Group) -> np.ndarray:
         times[_first_spike(units, UNIT)] = value
         return times
+
     return edit
 
 
@@ -60,8 +62,10 @@ def _set_spike(value: float):
 def test_heldin_unit_ids_must_match_between_train_and_test_files(raw):
     train, test = _file(raw, "train"), _file(raw, "test")
     _edit_units(test, "id", lambda ids, _: np.where(ids == UNIT, 99, ids))  # same count, one id differs
-    pattern = (f"held-in unit ids differ between {re.escape(train.name)} .* and {re.escape(test.name)} .*"
-               rf"Only in {re.escape(train.name)}: \[{UNIT}\]; only in {re.escape(test.name)}: \[99\]")
+    pattern = (
+        f"held-in unit ids differ between {re.escape(train.name)} .* and {re.escape(test.name)} .*"
+        rf"Only in {re.escape(train.name)}: \[{UNIT}\]; only in {re.escape(test.name)}: \[99\]"
+    )
     with pytest.raises(NWBLayoutError, match=pattern):
         check_raw_dir(raw, "mc_maze")
     # tensor building stops at the check, before nlb_tools fills every row with NaN
@@ -83,16 +87,22 @@ def test_duplicate_unit_ids_are_named(raw):
 
 
 # ---------------------------------------------------------------- spike times (issue 20, point 1)
-@pytest.mark.parametrize("value, problem", [
-    (-0.5, "is -0.5 s, negative"),
-    (np.nan, "is nan s, not a finite number"),
-    (1e4, r"is 10000.0 s, past the end of the recording at \d+\.\d+ s \(the latest end in .obs_intervals.\)"),
-])
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        (-0.5, "is -0.5 s, negative"),
+        (np.nan, "is nan s, not a finite number"),
+        (1e4, r"is 10000.0 s, past the end of the recording at \d+\.\d+ s \(the latest end in .obs_intervals.\)"),
+    ],
+)
 def test_bad_spike_time_names_file_unit_and_field(raw, value, problem):
     train = _file(raw, "train")
     _edit_units(train, "spike_times", _set_spike(value))
-    with pytest.raises(NWBLayoutError, match=re.escape(f"{train}: unit id {UNIT} (units row {UNIT}), field "
-                                                       "'spike_times': spike 0 of the unit ") + problem):
+    with pytest.raises(
+        NWBLayoutError,
+        match=re.escape(f"{train}: unit id {UNIT} (units row {UNIT}), field 'spike_times': spike 0 of the unit ")
+        + problem,
+    ):
         check_raw_dir(raw, "mc_maze")
 
 
@@ -102,9 +112,12 @@ def test_spike_outside_the_units_obs_intervals_is_named(raw):
     def shorten(intervals: np.ndarray, units: h5py.Group) -> np.ndarray:
         intervals[int(units["obs_intervals_index"][UNIT]) - 1] = [0.0, 1.0]  # observed for 1 s only
         return intervals
+
     _edit_units(train, "obs_intervals", shorten)
-    pattern = re.escape(f"{train}: unit id {UNIT} (units row {UNIT}), field 'spike_times'") \
+    pattern = (
+        re.escape(f"{train}: unit id {UNIT} (units row {UNIT}), field 'spike_times'")
         + r".*outside the unit's 'obs_intervals' \[\[0\.0, 1\.0\]\]"
+    )
     with pytest.raises(NWBLayoutError, match=pattern):
         check_raw_dir(raw, "mc_maze")
 
@@ -115,7 +128,9 @@ def test_any_nlb_tools_error_names_the_folder_and_step(raw, monkeypatch):
     comes back as one error naming the dataset folder and the step, the original kept as the cause."""
     _edit_units(_file(raw, "train"), "spike_times", _set_spike(np.nan))
     monkeypatch.setattr(tensors, "check_raw_dir", lambda *a, **k: None)
-    with pytest.raises(NWBLayoutError, match=re.escape(f"{raw}: nlb_tools could not load the NWB data and "
-                                                       "rebin it to 5 ms: IndexError")) as err:
+    with pytest.raises(
+        NWBLayoutError,
+        match=re.escape(f"{raw}: nlb_tools could not load the NWB data and rebin it to 5 ms: IndexError"),
+    ) as err:
         build_phase(raw, "mc_maze", "val", 5)
     assert isinstance(err.value.__cause__, IndexError)

@@ -1,4 +1,5 @@
 """Tests of the STNDT model, masking and objective (tiny shapes; seconds in total)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,13 +11,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from stndt.model import STNDT, ModelConfig, ObjectiveConfig, band_mask, n_parameters
-from stndt.model.masking import (apply_mask, draw_mask, draw_span_width, expand_spans, mask_heldin,
-                                 span_expand_prob)
+from stndt.model.masking import apply_mask, draw_mask, draw_span_width, expand_spans, mask_heldin, span_expand_prob
 from stndt.model.objective import eval_nll, info_nce, poisson_nll, training_loss
 from stndt.model.stndt import dropout, dropout_add
 
-TINY = ModelConfig(n_heldin=6, n_heldout=2, t_bins=10, t_forward=2, n_layers=2, n_heads=2, ff_hidden=16,
-                   context_forward=3, context_backward=4)
+TINY = ModelConfig(
+    n_heldin=6,
+    n_heldout=2,
+    t_bins=10,
+    t_forward=2,
+    n_layers=2,
+    n_heads=2,
+    ff_hidden=16,
+    context_forward=3,
+    context_backward=4,
+)
 
 
 def _counts(cfg: ModelConfig, batch: int = 5, seed: int = 0, rate: float = 1.5) -> torch.Tensor:
@@ -44,8 +53,8 @@ def _reference_forward(model: STNDT, spikes: torch.Tensor) -> tuple[torch.Tensor
     cfg = model.cfg
     n, t = cfg.n_neurons, cfg.n_time
     x = spikes.clone()
-    x[:, cfg.t_bins:] = 0
-    x[:, :, cfg.n_heldin:] = 0
+    x[:, cfg.t_bins :] = 0
+    x[:, :, cfg.n_heldin :] = 0
     ones = torch.ones(t, t)
     allowed = (torch.triu(ones, diagonal=-cfg.context_forward) == 1).transpose(0, 1)
     allowed &= torch.triu(ones, diagonal=-cfg.context_backward) == 1
@@ -59,7 +68,7 @@ def _reference_forward(model: STNDT, spikes: torch.Tensor) -> tuple[torch.Tensor
         table[:, 1::2] = torch.cos(pos * div)
         return table.unsqueeze(1)
 
-    src = model.embedder(x.permute(1, 0, 2)) * math.sqrt(n) + pe(t, n)           # T x B x N
+    src = model.embedder(x.permute(1, 0, 2)) * math.sqrt(n) + pe(t, n)  # T x B x N
     spatial = model.spatial_embedder(x.permute(2, 0, 1)) * math.sqrt(t) + pe(n, t)  # N x B x T
     weights = []
     for i, layer in enumerate(model.layers):
@@ -110,7 +119,7 @@ def test_layers_start_identical_and_fixup_scaled():
     # default Linear init bound 1/sqrt(fan_in); fixup shrinks linear1 by 0.67 * L^-1/4
     bound = 1 / math.sqrt(TINY.n_neurons)
     assert plain.layers[0].linear1.weight.abs().max() > 0.5 * bound
-    assert a.linear1.weight.abs().max() <= 0.67 * 2 ** -0.25 * bound + 1e-7
+    assert a.linear1.weight.abs().max() <= 0.67 * 2**-0.25 * bound + 1e-7
 
 
 def test_spatial_attention_rows_sum_to_one():
@@ -128,8 +137,8 @@ def test_model_never_sees_heldout_or_forward_inputs(training):
     model = _model().train(training)
     spikes = _counts(TINY)
     changed = spikes.clone()
-    changed[:, :, TINY.n_heldin:] += 7
-    changed[:, TINY.t_bins:, :] += 5
+    changed[:, :, TINY.n_heldin :] += 7
+    changed[:, TINY.t_bins :, :] += 5
     torch.manual_seed(1)
     a = model(spikes)
     torch.manual_seed(1)
@@ -166,8 +175,7 @@ def test_band_mask_values():
 @pytest.mark.parametrize("n_layers", [1, 2])
 def test_ndt_output_independent_of_inputs_beyond_context(n_layers):
     """Temporal attention is banded: after L layers bin t sees inputs up to t + L * context_forward."""
-    cfg = dataclasses.replace(TINY, spatial=False, n_layers=n_layers, t_bins=16, context_forward=2,
-                              context_backward=3)
+    cfg = dataclasses.replace(TINY, spatial=False, n_layers=n_layers, t_bins=16, context_forward=2, context_backward=3)
     model = _model(cfg)
     spikes = _counts(cfg)
     t0 = 12
@@ -177,7 +185,7 @@ def test_ndt_output_independent_of_inputs_beyond_context(n_layers):
         diff = (model(changed) - model(spikes)).abs().amax(dim=(0, 2))
     reach = n_layers * cfg.context_forward
     assert (diff[: t0 - reach] == 0).all()
-    assert (diff[t0 - reach:t0 + 1] > 0).all()  # the band really lets these bins see bin t0
+    assert (diff[t0 - reach : t0 + 1] > 0).all()  # the band really lets these bins see bin t0
 
 
 def test_training_attention_path_matches_sdpa_path(monkeypatch):
@@ -198,12 +206,14 @@ def test_training_attention_path_matches_sdpa_path(monkeypatch):
 def test_bf16_training_step_runs():
     model = _model().train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = training_loss(model, _counts(TINY), ObjectiveConfig(), 0, torch.Generator().manual_seed(0),
-                            TINY.n_heldin, TINY.t_bins)
+        out = training_loss(
+            model, _counts(TINY), ObjectiveConfig(), 0, torch.Generator().manual_seed(0), TINY.n_heldin, TINY.t_bins
+        )
     out["loss"].backward()
     assert out["loss"].dtype == torch.float32 and torch.isfinite(out["loss"])
-    assert all(p.grad is not None and p.grad.dtype == torch.float32
-               for n, p in model.named_parameters() if "unused" not in n)
+    assert all(
+        p.grad is not None and p.grad.dtype == torch.float32 for n, p in model.named_parameters() if "unused" not in n
+    )
 
 
 def test_bf16_autocast_close_to_fp32():
@@ -304,15 +314,19 @@ def test_span_ramp_and_width_draws():
 _U_SEED1 = [0.758, 0.279, 0.403, 0.735, 0.029, 0.800, 0.397, 0.754]
 
 
-@pytest.mark.parametrize("width, ref_bins, expand_bins", [
-    # w = 3: p = 0.6 / 3 = 0.2 -> only bin 4 (u = 0.029); a span of 3 centred on it covers bins 3, 4, 5
-    (3, [4], [3, 4, 5]),
-    # w = 2: p = 0.3 -> bins 1 and 4; an even span covers [s, s + 1] (conv padding 1, last column cropped)
-    (2, [1, 4], [1, 2, 4, 5]),
-])
+@pytest.mark.parametrize(
+    "width, ref_bins, expand_bins",
+    [
+        # w = 3: p = 0.6 / 3 = 0.2 -> only bin 4 (u = 0.029); a span of 3 centred on it covers bins 3, 4, 5
+        (3, [4], [3, 4, 5]),
+        # w = 2: p = 0.3 -> bins 1 and 4; an even span covers [s, s + 1] (conv padding 1, last column cropped)
+        (2, [1, 4], [1, 2, 4, 5]),
+    ],
+)
 def test_span_modes_exact_positions_hand_checked(width, ref_bins, expand_bins):
-    assert torch.rand((1, 8, 1), generator=torch.Generator().manual_seed(1)).flatten().tolist() == \
-        pytest.approx(_U_SEED1, abs=5e-4)
+    assert torch.rand((1, 8, 1), generator=torch.Generator().manual_seed(1)).flatten().tolist() == pytest.approx(
+        _U_SEED1, abs=5e-4
+    )
     ref = draw_mask((1, 8, 1), 0.6, 0.5, 0.0, width, torch.Generator().manual_seed(1), span_mode="reference")
     exp = draw_mask((1, 8, 1), 0.6, 0.5, 0.0, width, torch.Generator().manual_seed(1), span_mode="expand")
     assert ref.mask.flatten().nonzero().flatten().tolist() == ref_bins
@@ -355,8 +369,14 @@ def test_mask_span_mode_config_and_objective_wiring():
     seen = {}
     for mode in ("reference", "expand"):
         # ramp done at epoch 5: every batch draws a width in 1..3 (same draws for both modes)
-        cfg = ObjectiveConfig(mask_ratio=0.3, mask_max_span=3, mask_span_ramp_start=0, mask_span_ramp_end=1,
-                              contrastive=False, mask_span_mode=mode)
+        cfg = ObjectiveConfig(
+            mask_ratio=0.3,
+            mask_max_span=3,
+            mask_span_ramp_start=0,
+            mask_span_ramp_end=1,
+            contrastive=False,
+            mask_span_mode=mode,
+        )
         model = _FixedRates(0.0)
         training_loss(model, batch, cfg, 5, torch.Generator().manual_seed(16), TINY.n_heldin, TINY.t_bins)
         g = torch.Generator().manual_seed(16)  # draws width 3
@@ -409,11 +429,12 @@ def test_masked_loss_equals_direct_computation():
     cfg = ObjectiveConfig(mask_ratio=0.3, contrastive=False)
     out = training_loss(model, batch, cfg, 0, torch.Generator().manual_seed(7), TINY.n_heldin, TINY.t_bins)
     heldin = batch[:, : TINY.t_bins, : TINY.n_heldin]
-    masked, mask = mask_heldin(heldin, 0.3, cfg.mask_token_ratio, cfg.mask_random_ratio, 1,
-                               torch.Generator().manual_seed(7))
+    masked, mask = mask_heldin(
+        heldin, 0.3, cfg.mask_token_ratio, cfg.mask_random_ratio, 1, torch.Generator().manual_seed(7)
+    )
     seen = model.seen[0]
     assert torch.equal(seen[:, : TINY.t_bins, : TINY.n_heldin], masked)
-    assert seen[:, TINY.t_bins:].abs().sum() == 0 and seen[:, :, TINY.n_heldin:].abs().sum() == 0
+    assert seen[:, TINY.t_bins :].abs().sum() == 0 and seen[:, :, TINY.n_heldin :].abs().sum() == 0
     in_loss = torch.ones_like(batch, dtype=torch.bool)
     in_loss[:, : TINY.t_bins, : TINY.n_heldin] = mask
     nll = [math.exp(0.3) - y * 0.3 for y in batch[in_loss].tolist()]
@@ -449,15 +470,15 @@ def test_training_loss_contrast_term_is_lambda_times_both_embedding_terms():
     mask_heldin(heldin, cfg.mask_ratio, cfg.mask_token_ratio, cfg.mask_random_ratio, 1, g)
     views = []
     for _ in range(2):
-        v, _ = mask_heldin(heldin, cfg.contrast_mask_ratio, cfg.contrast_token_ratio,
-                           cfg.contrast_random_ratio, 1, g)
+        v, _ = mask_heldin(heldin, cfg.contrast_mask_ratio, cfg.contrast_token_ratio, cfg.contrast_random_ratio, 1, g)
         views.append(F.pad(v, (0, TINY.n_heldout, 0, TINY.t_forward)))
     with torch.no_grad():
         (t1, s1), (t2, s2) = model.embed(views[0]), model.embed(views[1])
         emb = model.embedder(views[0]) * math.sqrt(TINY.n_neurons)  # embedder output, no position code
         torch.testing.assert_close(t1, emb)
-    expected = 0.3 * (_plain_info_nce(t1.flatten(1), t2.flatten(1), 0.07)
-                      + _plain_info_nce(s1.flatten(1), s2.flatten(1), 0.07))
+    expected = 0.3 * (
+        _plain_info_nce(t1.flatten(1), t2.flatten(1), 0.07) + _plain_info_nce(s1.flatten(1), s2.flatten(1), 0.07)
+    )
     assert out["contrast"].item() == pytest.approx(expected, rel=1e-4)
     assert out["loss"].item() == pytest.approx(out["masked_nll"].item() + expected, rel=1e-4)
     out["loss"].backward()
@@ -471,8 +492,15 @@ def test_contrast_schedule_switch():
     early = training_loss(model, batch, paper, 99, torch.Generator().manual_seed(0), TINY.n_heldin, TINY.t_bins)
     late = training_loss(model, batch, paper, 100, torch.Generator().manual_seed(0), TINY.n_heldin, TINY.t_bins)
     assert early["contrast"].item() == 0.0 and late["contrast"].item() > 0.0
-    off = training_loss(model, batch, ObjectiveConfig(contrastive=False), 500, torch.Generator().manual_seed(0),
-                        TINY.n_heldin, TINY.t_bins)
+    off = training_loss(
+        model,
+        batch,
+        ObjectiveConfig(contrastive=False),
+        500,
+        torch.Generator().manual_seed(0),
+        TINY.n_heldin,
+        TINY.t_bins,
+    )
     assert off["contrast"].item() == 0.0
 
 
@@ -482,8 +510,11 @@ def test_training_loss_reproducible_from_generator():
     runs = []
     for _ in range(2):
         torch.manual_seed(0)  # dropout
-        runs.append(training_loss(model, batch, ObjectiveConfig(), 0, torch.Generator().manual_seed(5),
-                                  TINY.n_heldin, TINY.t_bins)["loss"].item())
+        runs.append(
+            training_loss(
+                model, batch, ObjectiveConfig(), 0, torch.Generator().manual_seed(5), TINY.n_heldin, TINY.t_bins
+            )["loss"].item()
+        )
     assert runs[0] == runs[1]
 
 
@@ -511,13 +542,25 @@ def test_config_validation_names_field():
 # Integer ranges of the reference's configs/*.json, all Ray randint(low, high) (high EXCLUDED; Ray 1.11's
 # SkOptSearch maps it to skopt Integer(low, high - 1)): what the published search could sample, inclusive.
 _PUBLISHED_INT_RANGES = {
-    "mc_maze": {"context_forward": (1, 99), "context_backward": (1, 99), "warmup_epochs": (0, 6999),
-                "mask_max_span": (1, 6)},
-    "mc_rtt": {"context_forward": (1, 99), "context_backward": (1, 99), "warmup_epochs": (0, 6999),
-               "mask_max_span": (1, 6)},
+    "mc_maze": {
+        "context_forward": (1, 99),
+        "context_backward": (1, 99),
+        "warmup_epochs": (0, 6999),
+        "mask_max_span": (1, 6),
+    },
+    "mc_rtt": {
+        "context_forward": (1, 99),
+        "context_backward": (1, 99),
+        "warmup_epochs": (0, 6999),
+        "mask_max_span": (1, 6),
+    },
     "area2_bump": {"context_forward": (4, 99), "context_backward": (4, 99), "warmup_epochs": (0, 6999)},
-    "dmfc_rsg": {"context_forward": (40, 239), "context_backward": (40, 239), "warmup_epochs": (0, 1999),
-                 "mask_max_span": (1, 6)},
+    "dmfc_rsg": {
+        "context_forward": (40, 239),
+        "context_backward": (40, 239),
+        "warmup_epochs": (0, 1999),
+        "mask_max_span": (1, 6),
+    },
 }
 
 

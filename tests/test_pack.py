@@ -4,6 +4,7 @@ its train_member result (bitwise, on CPU), leave the pack when they stop, and re
 Data: tiny tensors files from tests/tiny_tensors.py (Poisson counts from smooth low-rank log-rates),
 as in tests/test_train.py but with fewer trials.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_tensors import assert_same_member_outputs, h5_arrays, kill_when, start_runner, write_tiny_tensors
 
 from stndt.train import pack as pack_mod
 from stndt.train.checkpoint import STATE_FILE
@@ -20,7 +22,6 @@ from stndt.train.inference import VAL_CO_BPS
 from stndt.train.loop import train_member
 from stndt.train.outputs import OUTPUT_FILES
 from stndt.train.pack import PACK_STATE_FILE, train_pack
-from tiny_tensors import assert_same_member_outputs, h5_arrays, kill_when, start_runner, write_tiny_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,20 +32,65 @@ def tensors(tmp_path_factory):
     return write_tiny_tensors(tmp_path_factory.mktemp("pack_tensors"), 64, 24, 40, 16)
 
 
-BASE = dict(n_layers=2, n_heads=2, ff_hidden=16, batch_size=32, num_threads=1, val_every=2, patience=1000,
-            mask_span_ramp_start=0, mask_span_ramp_end=4, mask_max_span=3, max_epochs=8)
+BASE = dict(
+    n_layers=2,
+    n_heads=2,
+    ff_hidden=16,
+    batch_size=32,
+    num_threads=1,
+    val_every=2,
+    patience=1000,
+    mask_span_ramp_start=0,
+    mask_span_ramp_end=4,
+    mask_max_span=3,
+    max_epochs=8,
+)
 # Members differ in every per-member setting the pack must keep apart: seed, lr, warm-up, weight
 # decay, dropouts, context band (full / banded / one-sided), span ramp and span mode, contrastive
 # schedule, validation cadence, early stopping, and their own epoch budget (member 2 stops first).
 MEMBERS = [
-    dict(seed=1, lr=5e-3, warmup_epochs=2, weight_decay=5e-5, dropout=0.1, dropout_rates=0.05,
-         dropout_embedding=0.2, context_forward=-1, context_backward=-1, contrast_lambda=0.3),
-    dict(seed=2, lr=2e-3, warmup_epochs=0, weight_decay=1e-3, dropout=0.0, dropout_rates=0.1,
-         dropout_embedding=0.0, context_forward=3, context_backward=8, contrast_start_epoch=3,
-         mask_span_mode="reference", grad_clip=0.5),
-    dict(seed=3, lr=8e-3, warmup_epochs=4, weight_decay=0.0, dropout=0.2, dropout_rates=0.0,
-         dropout_embedding=0.1, context_forward=0, context_backward=-1, contrastive=False, max_epochs=5,
-         val_every=1, mask_span_ramp_start=2, mask_span_ramp_end=6),
+    dict(
+        seed=1,
+        lr=5e-3,
+        warmup_epochs=2,
+        weight_decay=5e-5,
+        dropout=0.1,
+        dropout_rates=0.05,
+        dropout_embedding=0.2,
+        context_forward=-1,
+        context_backward=-1,
+        contrast_lambda=0.3,
+    ),
+    dict(
+        seed=2,
+        lr=2e-3,
+        warmup_epochs=0,
+        weight_decay=1e-3,
+        dropout=0.0,
+        dropout_rates=0.1,
+        dropout_embedding=0.0,
+        context_forward=3,
+        context_backward=8,
+        contrast_start_epoch=3,
+        mask_span_mode="reference",
+        grad_clip=0.5,
+    ),
+    dict(
+        seed=3,
+        lr=8e-3,
+        warmup_epochs=4,
+        weight_decay=0.0,
+        dropout=0.2,
+        dropout_rates=0.0,
+        dropout_embedding=0.1,
+        context_forward=0,
+        context_backward=-1,
+        contrastive=False,
+        max_epochs=5,
+        val_every=1,
+        mask_span_ramp_start=2,
+        mask_span_ramp_end=6,
+    ),
 ]
 
 
@@ -68,8 +114,9 @@ def test_packed_members_equal_solo_members_bitwise(tensors, solo_runs, tmp_path,
         solo_dir, solo_summary = solo_runs[bf16, i]
         assert {p.name for p in d.iterdir()} >= set(OUTPUT_FILES) | {"train.log"}
         assert_same_member_outputs(solo_dir, d)
-        assert {k: v for k, v in summaries[i].items() if "seconds" not in k} == \
-               {k: v for k, v in solo_summary.items() if "seconds" not in k}
+        assert {k: v for k, v in summaries[i].items() if "seconds" not in k} == {
+            k: v for k, v in solo_summary.items() if "seconds" not in k
+        }
     assert [s["epochs_run"] for s in summaries] == [8, 8, 5]  # member 2's own budget
     assert summaries[0][VAL_CO_BPS] != summaries[1][VAL_CO_BPS]  # the members really differ
     assert not (dirs[0] / PACK_STATE_FILE).exists() and not (dirs[0] / STATE_FILE).exists()
@@ -85,9 +132,19 @@ UNIFORM_BANDS = {"banded": [(3, 8), (0, 5), (6, 2)], "full": [(-1, -1)] * 3}
 def test_batched_attention_core_equals_solo_members_bitwise(tensors, tmp_path, monkeypatch, bands, bf16):
     from stndt.train.pack_model import PackedSTNDT
 
-    members = [{**BASE, "seed": 4 + i, "lr": 3e-3 * (i + 1), "dropout": 0.1 + 0.05 * i, "max_epochs": 4,
-                "context_forward": fwd, "context_backward": bwd, "bf16": bf16}
-               for i, (fwd, bwd) in enumerate(UNIFORM_BANDS[bands])]
+    members = [
+        {
+            **BASE,
+            "seed": 4 + i,
+            "lr": 3e-3 * (i + 1),
+            "dropout": 0.1 + 0.05 * i,
+            "max_epochs": 4,
+            "context_forward": fwd,
+            "context_backward": bwd,
+            "bf16": bf16,
+        }
+        for i, (fwd, bwd) in enumerate(UNIFORM_BANDS[bands])
+    ]
     for i, m in enumerate(members):
         train_member(*tensors, tmp_path / f"solo{i}", m, progress=False)
 
@@ -103,8 +160,9 @@ def test_batched_attention_core_equals_solo_members_bitwise(tensors, tmp_path, m
 
 def test_pack_engine_with_one_member_is_train_member(tensors, solo_runs, tmp_path):
     """The packed engine itself (not the K=1 shortcut of train_pack) reproduces train_member."""
-    summaries = pack_mod._run_with_logs(tensors[0], tensors[1], [tmp_path / "m"],
-                                        [{**BASE, **MEMBERS[0], "bf16": False}], False)
+    summaries = pack_mod._run_with_logs(
+        tensors[0], tensors[1], [tmp_path / "m"], [{**BASE, **MEMBERS[0], "bf16": False}], False
+    )
     assert_same_member_outputs(solo_runs[False, 0][0], tmp_path / "m")
     assert summaries[0][VAL_CO_BPS] == solo_runs[False, 0][1][VAL_CO_BPS]
     one = train_pack(*tensors, [tmp_path / "k1"], [{**BASE, **MEMBERS[0], "bf16": False}], progress=False)
@@ -123,18 +181,23 @@ def test_stopped_members_leave_the_pack(tensors, tmp_path, monkeypatch):
         return real(pack, batch, *args, **kwargs)
 
     monkeypatch.setattr(pack_mod, "pack_loss", spy)
-    members = [dict(seed=1, max_epochs=6),
-               dict(seed=2, max_epochs=2),                                       # own budget
-               dict(seed=3, max_epochs=6, patience=0, stop_rule="cobps", val_every=3)]  # early stop at 3
-    summaries = train_pack(*tensors, [tmp_path / f"m{i}" for i in range(3)],
-                           [{**BASE, **m} for m in members], progress=False)
+    members = [
+        dict(seed=1, max_epochs=6),
+        dict(seed=2, max_epochs=2),  # own budget
+        dict(seed=3, max_epochs=6, patience=0, stop_rule="cobps", val_every=3),
+    ]  # early stop at 3
+    summaries = train_pack(
+        *tensors, [tmp_path / f"m{i}" for i in range(3)], [{**BASE, **m} for m in members], progress=False
+    )
     assert [s["stop_reason"] for s in summaries] == ["max_epochs", "max_epochs", "early_stopping"]
     assert [s["epochs_run"] for s in summaries] == [6, 2, 3]
     assert sizes == [3] * 4 + [2] * 2 + [1] * 6  # 2 steps per epoch
 
 
-@pytest.mark.parametrize("change, field", [({"n_layers": 1}, "n_layers"), ({"spatial": False}, "spatial"),
-                                           ({"batch_size": 16}, "batch_size")])
+@pytest.mark.parametrize(
+    "change, field",
+    [({"n_layers": 1}, "n_layers"), ({"spatial": False}, "spatial"), ({"batch_size": 16}, "batch_size")],
+)
 def test_members_that_cannot_share_a_batch_are_refused(tensors, tmp_path, change, field):
     with pytest.raises(ValueError, match=f"'{field}'"):
         train_pack(*tensors, [tmp_path / "a", tmp_path / "b"], [BASE, {**BASE, **change}], progress=False)
@@ -150,8 +213,9 @@ RUNNER = textwrap.dedent("""
     members = json.loads(members)
     train_pack(val, test, [f"{root}/m{i}" for i in range(len(members))], members, progress=False)
 """)
-RESUME = [{**BASE, **m, "max_epochs": 24, "checkpoint_every_epochs": 2} for m in MEMBERS[:2]] + \
-         [{**BASE, **MEMBERS[2], "checkpoint_every_epochs": 2, "max_epochs": 9}]
+RESUME = [{**BASE, **m, "max_epochs": 24, "checkpoint_every_epochs": 2} for m in MEMBERS[:2]] + [
+    {**BASE, **MEMBERS[2], "checkpoint_every_epochs": 2, "max_epochs": 9}
+]
 
 
 def _start(tensors, root):
@@ -167,10 +231,10 @@ def test_kill_9_and_resume_gives_the_uninterrupted_result(tensors, tmp_path):
     ref = _start(tensors, ref_root)
     proc = _start(tensors, run_root)
     state = run_root / "m0" / PACK_STATE_FILE
-    _kill_when(proc, state.exists)                                      # right after the first save
+    _kill_when(proc, state.exists)  # right after the first save
     first = state.stat().st_mtime_ns
     proc = _start(tensors, run_root)
-    _kill_when(proc, lambda: state.stat().st_mtime_ns != first)        # right after a later save
+    _kill_when(proc, lambda: state.stat().st_mtime_ns != first)  # right after a later save
     assert not any((run_root / f"m{i}" / f).exists() for i in range(3) for f in OUTPUT_FILES)
     proc = _start(tensors, run_root)
     assert proc.wait() == 0, proc.stderr.read()[-3000:]
@@ -190,8 +254,10 @@ def test_damaged_pack_state_is_set_aside_and_the_pack_starts_afresh(tensors, sol
 
     partial = _io.BytesIO()
     torch.save({"format": pack_mod.PACK_STATE_FORMAT, "epoch": 2}, partial)  # right format, keys missing
-    damages = {"garbage": (b"not a checkpoint\n" * 50, "UnpicklingError"),
-               "partial": (partial.getvalue(), "without fingerprint")}
+    damages = {
+        "garbage": (b"not a checkpoint\n" * 50, "UnpicklingError"),
+        "partial": (partial.getvalue(), "without fingerprint"),
+    }
     for kind, (data, error) in damages.items():
         dirs = [tmp_path / kind / f"m{i}" for i in range(len(MEMBERS))]
         dirs[0].mkdir(parents=True)
@@ -201,8 +267,11 @@ def test_damaged_pack_state_is_set_aside_and_the_pack_starts_afresh(tensors, sol
         assert len(aside) == 1 and aside[0].read_bytes() == data, kind
         assert re.fullmatch(r"pack_state\.pt\.corrupt-\d{8}T\d{6}\.\d{6}Z", aside[0].name)
         for i, d in enumerate(dirs):
-            warnings = [ln for ln in (d / "train.log").read_text().splitlines()
-                        if " WARNING " in ln and "NOT CONVERGED" not in ln]  # trained to the cap: flagged too
+            warnings = [
+                ln
+                for ln in (d / "train.log").read_text().splitlines()
+                if " WARNING " in ln and "NOT CONVERGED" not in ln
+            ]  # trained to the cap: flagged too
             assert len(warnings) == 1 and str(dirs[0] / PACK_STATE_FILE) in warnings[0], (kind, i, warnings)
             assert error in warnings[0] and aside[0].name in warnings[0] and "afresh" in warnings[0], (kind, i)
             assert_same_member_outputs(solo_runs[False, i][0], d)

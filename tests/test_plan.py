@@ -1,4 +1,5 @@
 """The cost plan (python -m stndt.cli plan) and the GPU guard of training jobs."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import LOCAL_ENV, ROOT, TINY
+
 from stndt.config import pipeline_config
 from stndt.plan import epoch_range, job_counts, training_plan, window_bins
 from stndt.train.device import NoGPUError, require_cuda
@@ -24,7 +25,7 @@ def test_epoch_range_runs_from_patience_to_the_epoch_cap():
     train = {"patience": 20, "patience_steps": 200, "val_every": 5, "max_epochs": 400}
     assert epoch_range(train, steps_per_epoch=5) == (45, 400)
     assert epoch_range(train, steps_per_epoch=10) == (25, 400)
-    assert epoch_range(train, steps_per_epoch=20) == (25, 400)   # 10 epochs < patience 20
+    assert epoch_range(train, steps_per_epoch=20) == (25, 400)  # 10 epochs < patience 20
 
 
 def test_nlb_windows_come_from_nlb_tools():
@@ -76,9 +77,25 @@ def test_train_command_with_a_gpu_fails_within_seconds(tmp_path: Path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "stndt.cli", "train", "--val", str(tmp_path / "missing.h5"),
-                           "--out", str(tmp_path / "m000"), "--params", "{}", "--gpus", "1"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stndt.cli",
+            "train",
+            "--val",
+            str(tmp_path / "missing.h5"),
+            "--out",
+            str(tmp_path / "m000"),
+            "--params",
+            "{}",
+            "--gpus",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "CUDA is not available" in proc.stderr
     assert time.monotonic() - t0 < 30
     assert not (tmp_path / "m000").exists()  # failed before touching the member folder

@@ -1,5 +1,6 @@
 """The SHIPPED SLURM profile with the SHIPPED paper config, as a user runs it: every job lands where it
 must. Planned by Snakemake itself (a dry run through the SLURM executor plugin, nothing is submitted)."""
+
 from __future__ import annotations
 
 import re
@@ -7,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, snakemake
 
 GPU_PARTITION, CPU_PARTITION = "gpu_part", "cpu_part"
@@ -22,8 +22,11 @@ def _user_profile(tmp_path: Path) -> Path:
     cfg = profile / "config.v8+.yaml"
     text = cfg.read_text()
     assert text.count("EDIT_ME") == 3, "the README names three EDIT_ME values"
-    text = (text.replace("EDIT_ME_account", "lab").replace("EDIT_ME_cpu_partition", CPU_PARTITION)
-            .replace("EDIT_ME_gpu_partition", GPU_PARTITION))
+    text = (
+        text.replace("EDIT_ME_account", "lab")
+        .replace("EDIT_ME_cpu_partition", CPU_PARTITION)
+        .replace("EDIT_ME_gpu_partition", GPU_PARTITION)
+    )
     cfg.write_text(text)
     return profile
 
@@ -35,8 +38,12 @@ def local_rules(config: Path, workdir: Path) -> set[str]:
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
 
     with SnakemakeApi(OutputSettings()) as api:
-        workflow = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(configfiles=[config]),
-                                snakefile=ROOT / "workflow" / "Snakefile", workdir=workdir)._workflow
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(),
+            config_settings=ConfigSettings(configfiles=[config]),
+            snakefile=ROOT / "workflow" / "Snakefile",
+            workdir=workdir,
+        )._workflow
         return {r.name for r in workflow.rules if r.group is None and r.name in workflow._localrules}
 
 
@@ -53,8 +60,16 @@ def planned_jobs(log: str, local: set[str]) -> list[dict]:
 @pytest.fixture(scope="module")
 def paper_plan(tmp_path_factory) -> list[dict]:
     tmp = tmp_path_factory.mktemp("plan")
-    out = snakemake(tmp, ROOT / "config" / "paper.yaml", "-n", "--executor", "slurm",
-                    "--profile", str(_user_profile(tmp)), timeout=600)
+    out = snakemake(
+        tmp,
+        ROOT / "config" / "paper.yaml",
+        "-n",
+        "--executor",
+        "slurm",
+        "--profile",
+        str(_user_profile(tmp)),
+        timeout=600,
+    )
     jobs = planned_jobs(out.stdout + out.stderr, local_rules(ROOT / "config" / "paper.yaml", tmp))
     assert len(jobs) > 500, "the paper plan should hold hundreds of jobs"
     return jobs

@@ -6,6 +6,7 @@ one) and that the loop really uses it, the reference's val masked loss, bf16 aut
 step, the Fig. 5 attention ranking (column sums, not row sums), that NDT / no-contrast members share
 STNDT's hyperparameter draws, the published-numbers branch of the paper tables, and the dandiset ids.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,22 +34,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------ learning-rate schedule
-@pytest.mark.parametrize("epoch, expected", [
-    # warm-up W = 4: (e + 1) / (W + 1) = (e + 1) / 5
-    (0, 0.2),
-    (1, 0.4),
-    (3, 0.8),
-    # peak: first epoch after warm-up, progress (4 - 4) / (14 - 4) = 0 -> 0.5 (1 + cos 0) = 1
-    (4, 1.0),
-    # progress 2 / 10 = 0.2 -> 0.5 (1 + cos(0.2 pi)) = 0.5 (1 + 0.80901699) = 0.90450850
-    (6, 0.9045084972),
-    # cosine midpoint: progress 5 / 10 = 0.5 -> 0.5 (1 + cos(pi / 2)) = 0.5
-    (9, 0.5),
-    # progress 0.9 -> 0.5 (1 + cos(0.9 pi)) = 0.5 (1 - 0.95105652) = 0.02447174
-    (13, 0.0244717419),
-    # end: progress 1 -> 0.5 (1 + cos pi) = 0
-    (14, 0.0),
-])
+@pytest.mark.parametrize(
+    "epoch, expected",
+    [
+        # warm-up W = 4: (e + 1) / (W + 1) = (e + 1) / 5
+        (0, 0.2),
+        (1, 0.4),
+        (3, 0.8),
+        # peak: first epoch after warm-up, progress (4 - 4) / (14 - 4) = 0 -> 0.5 (1 + cos 0) = 1
+        (4, 1.0),
+        # progress 2 / 10 = 0.2 -> 0.5 (1 + cos(0.2 pi)) = 0.5 (1 + 0.80901699) = 0.90450850
+        (6, 0.9045084972),
+        # cosine midpoint: progress 5 / 10 = 0.5 -> 0.5 (1 + cos(pi / 2)) = 0.5
+        (9, 0.5),
+        # progress 0.9 -> 0.5 (1 + cos(0.9 pi)) = 0.5 (1 - 0.95105652) = 0.02447174
+        (13, 0.0244717419),
+        # end: progress 1 -> 0.5 (1 + cos pi) = 0
+        (14, 0.0),
+    ],
+)
 def test_lr_schedule_warmup_peak_cosine_end(epoch, expected):
     assert lr_factor(epoch, warmup_epochs=4, max_epochs=14) == pytest.approx(expected, abs=1e-9)
 
@@ -62,7 +66,7 @@ def test_lr_schedule_without_warmup_starts_at_peak():
 # ---------------------------------------------------------------------------------------- stopping rule
 def test_improved_is_strict_and_nan_never_improves():
     assert improved(1.0, math.inf, lower_is_better=True)
-    assert not improved(1.0, 1.0, lower_is_better=True)       # equal is not better (reference `<`)
+    assert not improved(1.0, 1.0, lower_is_better=True)  # equal is not better (reference `<`)
     assert improved(0.9, 1.0, lower_is_better=True) and not improved(1.1, 1.0, lower_is_better=True)
     assert improved(0.2, 0.1, lower_is_better=False) and not improved(0.1, 0.1, lower_is_better=False)
     assert not improved(math.nan, math.inf, lower_is_better=True)
@@ -72,7 +76,7 @@ def test_improved_is_strict_and_nan_never_improves():
 def test_should_stop_both_rule_boundaries():
     # published rule: both stalled for MORE than patience epochs (reference: update - best > PATIENCE)
     assert not should_stop(160, 40, 60, 100, "both")  # co-bps 120 > 100, loss 100 > 100 is false
-    assert should_stop(161, 40, 60, 100, "both")      # 121 > 100 and 101 > 100
+    assert should_stop(161, 40, 60, 100, "both")  # 121 > 100 and 101 > 100
     assert not should_stop(1000, 900, 0, 100, "both")  # loss long stalled, co-bps only 100: no
     assert not should_stop(1000, 0, 900, 100, "both")  # co-bps long stalled, loss only 100: no
     assert should_stop(1000, 0, 0, 100, "both")
@@ -80,9 +84,9 @@ def test_should_stop_both_rule_boundaries():
 
 def test_patience_fraction_scales_the_wait_with_the_epoch_of_the_last_improvement():
     # patience 100, fraction 0.5: a criterion last improved at epoch 400 waits max(100, 200) = 200 epochs
-    assert not should_stop(600, 400, 400, 100, "both", 0.5)   # 200 > 200 is false
+    assert not should_stop(600, 400, 400, 100, "both", 0.5)  # 200 > 200 is false
     assert should_stop(601, 400, 400, 100, "both", 0.5)
-    assert should_stop(501, 400, 400, 100, "both", 0.0)       # fixed patience: 101 > 100
+    assert should_stop(501, 400, 400, 100, "both", 0.0)  # fixed patience: 101 > 100
     # early improvements keep the floor: improved at 40 -> max(100, 20) = 100
     assert not should_stop(140, 40, 40, 100, "both", 0.5) and should_stop(141, 40, 40, 100, "both", 0.5)
     # each criterion gets its own patience: loss improved late (600 -> waits 300), co-bps early (100)
@@ -96,9 +100,9 @@ def test_patience_fraction_scales_the_wait_with_the_epoch_of_the_last_improvemen
 def test_patience_steps_is_a_floor_counted_in_optimizer_steps():
     # 200 steps: 40 epochs on a dataset of 5 steps per epoch (80 trials, batch 16), 20 at 10 per epoch
     assert patience_floor(20, 200, 5) == 40 and patience_floor(20, 200, 10) == 20
-    assert patience_floor(20, 200, 30) == 20          # the epoch patience stays the floor
-    assert patience_floor(20, 201, 10) == 21          # rounded up: never fewer steps than asked
-    assert patience_floor(20, 0, 7) == 20             # 0 = no step floor (the published runs)
+    assert patience_floor(20, 200, 30) == 20  # the epoch patience stays the floor
+    assert patience_floor(20, 201, 10) == 21  # rounded up: never fewer steps than asked
+    assert patience_floor(20, 0, 7) == 20  # 0 = no step floor (the published runs)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         patience_floor(20, 200, 0)
     with pytest.raises(ValueError, match="patience_steps"):
@@ -114,15 +118,20 @@ def test_loop_counts_patience_steps_on_the_dataset_s_steps_per_epoch(val_tensors
         return should_stop(epoch, best_cobps_epoch, best_loss_epoch, patience, rule, patience_fraction)
 
     monkeypatch.setattr(bookkeeping, "should_stop", spy)
-    train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 4, "batch_size": 8, "patience": 1,
-                                               "patience_steps": 8}, progress=False)
+    train_member(
+        val_tensors,
+        None,
+        tmp_path,
+        {**LOOP, "max_epochs": 4, "batch_size": 8, "patience": 1, "patience_steps": 8},
+        progress=False,
+    )
     assert patiences and set(patiences) == {4}
 
 
 def test_should_stop_cobps_rule_boundaries():
     # co-bps only: AT LEAST patience epochs since the best co-bps; the loss is ignored
     assert not should_stop(139, 40, 139, 100, "cobps")  # 99 epochs
-    assert should_stop(140, 40, 140, 100, "cobps")      # 100 epochs, loss just improved: still stops
+    assert should_stop(140, 40, 140, 100, "cobps")  # 100 epochs, loss just improved: still stops
     with pytest.raises(ValueError, match="stop rule"):
         should_stop(140, 40, 40, 100, "loss")
 
@@ -143,12 +152,12 @@ def _stop_epoch(history: list[tuple[int, float, float]], patience: int, rule: st
 
 # Validation every 20 epochs. Co-bps peaks at epoch 20 (0.30) and then sits at 0.25; the masked loss
 # keeps falling by 0.01 at every validation up to epoch 400.
-COBPS_STALLS = [(e, 0.30 if e == 20 else (0.10 if e == 0 else 0.25), 2.0 - 0.01 * e / 20)
-                for e in range(0, 401, 20)]
+COBPS_STALLS = [(e, 0.30 if e == 20 else (0.10 if e == 0 else 0.25), 2.0 - 0.01 * e / 20) for e in range(0, 401, 20)]
 # Both stall: co-bps best 0.31 at epoch 40, loss best 1.50 at epoch 60, nothing better afterwards
 # (later values equal to the best must not count: the reference's comparisons are strict).
-BOTH_STALL = [(0, 0.0, 3.0), (20, 0.2, 2.0), (40, 0.31, 1.8), (60, 0.30, 1.5)] + \
-             [(e, 0.31 if e == 100 else 0.29, 1.5 if e == 120 else 1.6) for e in range(80, 401, 20)]
+BOTH_STALL = [(0, 0.0, 3.0), (20, 0.2, 2.0), (40, 0.31, 1.8), (60, 0.30, 1.5)] + [
+    (e, 0.31 if e == 100 else 0.29, 1.5 if e == 120 else 1.6) for e in range(80, 401, 20)
+]
 
 
 def test_plateau_in_cobps_only_does_not_stop_under_the_published_rule():
@@ -201,8 +210,10 @@ def test_val_masked_nll_pools_masked_heldin_heldout_and_zero_forward():
     for bs in (1, 2):  # pooled over batches
         value = val_masked_nll(model, heldin, heldout, cfg, torch.Generator().manual_seed(0), batch_size=bs)
         assert value == pytest.approx(2 - math.log(2) / 2, rel=1e-6)
-    assert val_masked_nll(_ConstantModel(math.inf, 1, 1), heldin, heldout, cfg,
-                          torch.Generator().manual_seed(0)) == math.inf  # diverged: never a best
+    assert (
+        val_masked_nll(_ConstantModel(math.inf, 1, 1), heldin, heldout, cfg, torch.Generator().manual_seed(0))
+        == math.inf
+    )  # diverged: never a best
 
 
 def test_val_masked_nll_counts_only_masked_heldin_entries():
@@ -231,10 +242,26 @@ def test_val_masked_nll_leaves_out_nan_targets_past_a_trials_end():
 
 # --------------------------------------------------------------------- the loop uses all of the above
 N_IN, N_OUT, T, T_FP = 6, 2, 12, 4
-LOOP = dict(n_layers=1, n_heads=2, ff_hidden=8, context_forward=-1, context_backward=-1, dropout=0.05,
-            dropout_rates=0.05, dropout_embedding=0.05, batch_size=8, lr=4e-3, warmup_epochs=3,
-            weight_decay=5e-5, seed=5, contrast_lambda=0.1, num_threads=1, val_every=2, patience=1000,
-            device="cpu")
+LOOP = dict(
+    n_layers=1,
+    n_heads=2,
+    ff_hidden=8,
+    context_forward=-1,
+    context_backward=-1,
+    dropout=0.05,
+    dropout_rates=0.05,
+    dropout_embedding=0.05,
+    batch_size=8,
+    lr=4e-3,
+    warmup_epochs=3,
+    weight_decay=5e-5,
+    seed=5,
+    contrast_lambda=0.1,
+    num_threads=1,
+    val_every=2,
+    patience=1000,
+    device="cpu",
+)
 
 
 @pytest.fixture(scope="module")
@@ -250,12 +277,18 @@ def val_tensors(tmp_path_factory) -> Path:
 
     tr, ev = trials(16), trials(8)
     path = tmp_path_factory.mktemp("science") / "val.h5"
-    save_h5(path, {
-        "train_spikes_heldin": tr[:, :T, :N_IN], "train_spikes_heldout": tr[:, :T, N_IN:],
-        "train_spikes_heldin_forward": tr[:, T:, :N_IN], "train_spikes_heldout_forward": tr[:, T:, N_IN:],
-        "eval_spikes_heldin": ev[:, :T, :N_IN],
-        "targets": {"mc_maze": {"eval_spikes_heldout": ev[:, :T, N_IN:]}},
-    }, attrs={"layout": "mc_maze", "bin_width_ms": 5, "phase": "val"})
+    save_h5(
+        path,
+        {
+            "train_spikes_heldin": tr[:, :T, :N_IN],
+            "train_spikes_heldout": tr[:, :T, N_IN:],
+            "train_spikes_heldin_forward": tr[:, T:, :N_IN],
+            "train_spikes_heldout_forward": tr[:, T:, N_IN:],
+            "eval_spikes_heldin": ev[:, :T, :N_IN],
+            "targets": {"mc_maze": {"eval_spikes_heldout": ev[:, :T, N_IN:]}},
+        },
+        attrs={"layout": "mc_maze", "bin_width_ms": 5, "phase": "val"},
+    )
     return path
 
 
@@ -267,12 +300,11 @@ def test_loop_asks_should_stop_with_the_tracked_best_epochs(val_tensors, tmp_pat
         return should_stop(epoch, best_cobps_epoch, best_loss_epoch, patience, rule, patience_fraction)
 
     monkeypatch.setattr(bookkeeping, "should_stop", spy)  # the rules train_member applies
-    summary = train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 10, "keep_state": True},
-                           progress=False)
+    summary = train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 10, "keep_state": True}, progress=False)
     assert summary["epochs_run"] == 10 and summary["stop_reason"] == "max_epochs"
     log = pd.read_csv(tmp_path / "train_log.csv")
-    assert [c[0] for c in calls] == [2, 4, 6, 8, 10]                    # at every validation
-    assert all(c[3:] == (1000, "both", 0.0) for c in calls)             # patience, default rule, fixed
+    assert [c[0] for c in calls] == [2, 4, 6, 8, 10]  # at every validation
+    assert all(c[3:] == (1000, "both", 0.0) for c in calls)  # patience, default rule, fixed
     # the best epochs the loop passes are those of the log's columns (strict improvements, epoch 0 on)
     val_rows = log[log[VAL_CO_BPS].notna()]
     assert val_rows["epoch"].tolist() == [0, 2, 4, 6, 8, 10] and val_rows[VAL_MASKED_NLL].notna().all()
@@ -293,8 +325,9 @@ def test_loop_asks_should_stop_with_the_tracked_best_epochs(val_tensors, tmp_pat
 
 def test_loop_stops_when_should_stop_says_so(val_tensors, tmp_path):
     # co-bps rule with patience 0: epoch - best >= 0 always, so the first validation (epoch 2) stops
-    summary = train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 10, "patience": 0,
-                                                         "stop_rule": "cobps"}, progress=False)
+    summary = train_member(
+        val_tensors, None, tmp_path, {**LOOP, "max_epochs": 10, "patience": 0, "stop_rule": "cobps"}, progress=False
+    )
     assert (summary["epochs_run"], summary["stop_reason"]) == (2, "early_stopping")
     assert pd.read_csv(tmp_path / "train_log.csv")["epoch"].tolist() == [0, 1, 2]
 
@@ -302,8 +335,9 @@ def test_loop_stops_when_should_stop_says_so(val_tensors, tmp_path):
 def test_a_member_stopped_by_its_cap_is_flagged_unconverged_everywhere(val_tensors, tmp_path, caplog):
     capped, ruled = tmp_path / "members" / "m000", tmp_path / "members" / "m001"
     s_cap = train_member(val_tensors, None, capped, {**LOOP, "max_epochs": 4}, progress=False)
-    s_rule = train_member(val_tensors, None, ruled, {**LOOP, "max_epochs": 10, "patience": 0, "stop_rule": "cobps"},
-                          progress=False)
+    s_rule = train_member(
+        val_tensors, None, ruled, {**LOOP, "max_epochs": 10, "patience": 0, "stop_rule": "cobps"}, progress=False
+    )
     assert (s_cap["stop_reason"], s_cap["converged"]) == ("max_epochs", False)
     assert (s_rule["stop_reason"], s_rule["converged"]) == ("early_stopping", True)
     log_text = (capped / "train.log").read_text()
@@ -319,8 +353,13 @@ def test_a_member_stopped_by_its_cap_is_flagged_unconverged_everywhere(val_tenso
 
 
 def test_a_diverged_member_is_not_reported_as_stopped_by_its_cap(tmp_path):
-    table = pd.DataFrame({"member": ["m000", "m001", "m002"], "converged": [False, False, True],
-                          "stop_reason": ["max_epochs", "diverged", "early_stopping"]})
+    table = pd.DataFrame(
+        {
+            "member": ["m000", "m001", "m002"],
+            "converged": [False, False, True],
+            "stop_reason": ["max_epochs", "diverged", "early_stopping"],
+        }
+    )
     table.to_csv(tmp_path / "members.csv", index=False)
     assert unconverged_members(table) == ["m000", "m001"]
     assert unconverged_members(table, "max_epochs") == ["m000"]
@@ -343,15 +382,20 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
 _NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
 
 
-@pytest.mark.parametrize("device, bf16, expected", [
-    ("cpu", True, {torch.bfloat16}), ("cpu", False, {torch.float32}),
-    # None = bf16 on CUDA and on CPUs with bf16 matrix instructions (emulated bf16 is ~7x slower)
-    ("cpu", None, {torch.bfloat16} if cpu_has_native_bf16() else {torch.float32}),
-    pytest.param("cuda", None, {torch.bfloat16}, marks=_NO_CUDA),
-    pytest.param("cuda", False, {torch.float32}, marks=_NO_CUDA),
-])
-def test_bf16_autocast_is_used_in_the_training_step_only_when_asked(val_tensors, tmp_path, monkeypatch, device,
-                                                                     bf16, expected):
+@pytest.mark.parametrize(
+    "device, bf16, expected",
+    [
+        ("cpu", True, {torch.bfloat16}),
+        ("cpu", False, {torch.float32}),
+        # None = bf16 on CUDA and on CPUs with bf16 matrix instructions (emulated bf16 is ~7x slower)
+        ("cpu", None, {torch.bfloat16} if cpu_has_native_bf16() else {torch.float32}),
+        pytest.param("cuda", None, {torch.bfloat16}, marks=_NO_CUDA),
+        pytest.param("cuda", False, {torch.float32}, marks=_NO_CUDA),
+    ],
+)
+def test_bf16_autocast_is_used_in_the_training_step_only_when_asked(
+    val_tensors, tmp_path, monkeypatch, device, bf16, expected
+):
     import stndt.model.stndt as stndt_model
 
     seen: set[torch.dtype] = set()
@@ -370,8 +414,9 @@ def test_bf16_autocast_is_used_in_the_training_step_only_when_asked(val_tensors,
                 seen.add(output.dtype)
 
     monkeypatch.setattr(stndt_model, "STNDT", Recording)
-    summary = train_member(val_tensors, None, tmp_path, {**LOOP, "max_epochs": 1, "bf16": bf16, "device": device},
-                           progress=False)
+    summary = train_member(
+        val_tensors, None, tmp_path, {**LOOP, "max_epochs": 1, "bf16": bf16, "device": device}, progress=False
+    )
     assert summary["bf16"] is (expected == {torch.bfloat16})
     assert seen == expected
 
@@ -379,16 +424,22 @@ def test_bf16_autocast_is_used_in_the_training_step_only_when_asked(val_tensors,
 # ------------------------------------------------------------------ Fig. 5: attention received by neurons
 # Layer 0 of a hand-made spatial attention (2 layers, 2 trials, N = 4 neurons, the first 3 held in);
 # rows sum to 1 (row i: how neuron i mixes the others), columns are the attention each neuron receives.
-A_LAYER0 = np.array([
-    [[0.1, 0.2, 0.7, 0.0],
-     [0.0, 0.5, 0.5, 0.0],
-     [0.2, 0.1, 0.6, 0.1],
-     [0.1, 0.0, 0.4, 0.5]],   # column sums: 0.4, 0.8, 2.2, 0.6
-    [[0.0, 1.0, 0.0, 0.0],
-     [0.0, 0.4, 0.6, 0.0],
-     [0.3, 0.3, 0.2, 0.2],
-     [0.0, 0.5, 0.0, 0.5]],   # column sums: 0.3, 2.2, 0.8, 0.7
-])
+A_LAYER0 = np.array(
+    [
+        [
+            [0.1, 0.2, 0.7, 0.0],
+            [0.0, 0.5, 0.5, 0.0],
+            [0.2, 0.1, 0.6, 0.1],
+            [0.1, 0.0, 0.4, 0.5],
+        ],  # column sums: 0.4, 0.8, 2.2, 0.6
+        [
+            [0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.4, 0.6, 0.0],
+            [0.3, 0.3, 0.2, 0.2],
+            [0.0, 0.5, 0.0, 0.5],
+        ],  # column sums: 0.3, 2.2, 0.8, 0.7
+    ]
+)
 ATTENTION = np.stack([A_LAYER0, np.broadcast_to(np.eye(4), (2, 4, 4))])  # layer 1: identity
 
 
@@ -412,8 +463,9 @@ def test_ndt_and_no_contrast_members_use_the_same_draws_as_stndt():
     spaces = REPO / "config" / "search_spaces.yaml"
     training = {"max_epochs": 500, "patience": 100}
     for index in (0, 3):
-        stndt, ndt, no_c = (member_params(spaces, "mc_rtt", index, 7, v, training=training)
-                            for v in ("stndt", "ndt", "no_contrast"))
+        stndt, ndt, no_c = (
+            member_params(spaces, "mc_rtt", index, 7, v, training=training) for v in ("stndt", "ndt", "no_contrast")
+        )
         switches = {"spatial", "contrastive"}
         shared = set(stndt) - switches
         assert {"lr", "dropout", "mask_ratio", "context_forward", "seed"} <= shared
@@ -432,28 +484,32 @@ def test_ndt_and_no_contrast_members_use_the_same_draws_as_stndt():
 # --------------------------------------------------------------- paper tables: the published-numbers path
 def _baselines(cobps: float) -> pd.DataFrame:
     """A real dataset's baselines.csv: val phase only (the real test split is scored by EvalAI)."""
-    return pd.DataFrame({
-        "method": ["stndt_ensemble", "stndt_single", "no_contrast_ensemble", "smoothing"],
-        "phase": ["val"] * 4,
-        "split": ["val"] * 4,
-        "selected on": ["val", "val", "val", "none (fixed settings)"],
-        "co-bps": [cobps, cobps - 0.01, cobps - 0.02, 0.2],
-        "vel R2": [0.9, 0.89, 0.88, 0.6],
-        "psth R2": [0.6, 0.59, 0.58, 0.2],
-        "fp-bps": [0.25, 0.24, 0.23, float("nan")],
-    })
+    return pd.DataFrame(
+        {
+            "method": ["stndt_ensemble", "stndt_single", "no_contrast_ensemble", "smoothing"],
+            "phase": ["val"] * 4,
+            "split": ["val"] * 4,
+            "selected on": ["val", "val", "val", "none (fixed settings)"],
+            "co-bps": [cobps, cobps - 0.01, cobps - 0.02, 0.2],
+            "vel R2": [0.9, 0.89, 0.88, 0.6],
+            "psth R2": [0.6, 0.59, 0.58, 0.2],
+            "fp-bps": [0.25, 0.24, 0.23, float("nan")],
+        }
+    )
 
 
-PUBLISHED = pd.DataFrame({
-    "method": ["STNDT", "STNDT", "GPFA", "STNDT", "STNDT", "STNDT", "Smoothing"],
-    "variant": ["ensemble", "single", "baseline", "ensemble", "ensemble", "ensemble", "baseline"],
-    "dataset": ["mc_maze", "mc_maze", "mc_maze", "mc_maze_large", "mc_maze_medium", "mc_maze_small", "mc_rtt"],
-    "co-bps": [0.3862, 0.3691, 0.1872, 0.3735, 0.3142, 0.2552, 0.1468],
-    "vel R2": [0.9095, 0.8985, 0.6399, 0.9182, float("nan"), 0.7871, 0.4142],
-    "psth R2": [0.6693, 0.6567, 0.5150, 0.7178, 0.6031, 0.5276, float("nan")],
-    "fp-bps": [0.2686, 0.2505, float("nan"), 0.2601, 0.2276, 0.1910, float("nan")],
-    "tp corr": [float("nan")] * 7,
-})
+PUBLISHED = pd.DataFrame(
+    {
+        "method": ["STNDT", "STNDT", "GPFA", "STNDT", "STNDT", "STNDT", "Smoothing"],
+        "variant": ["ensemble", "single", "baseline", "ensemble", "ensemble", "ensemble", "baseline"],
+        "dataset": ["mc_maze", "mc_maze", "mc_maze", "mc_maze_large", "mc_maze_medium", "mc_maze_small", "mc_rtt"],
+        "co-bps": [0.3862, 0.3691, 0.1872, 0.3735, 0.3142, 0.2552, 0.1468],
+        "vel R2": [0.9095, 0.8985, 0.6399, 0.9182, float("nan"), 0.7871, 0.4142],
+        "psth R2": [0.6693, 0.6567, 0.5150, 0.7178, 0.6031, 0.5276, float("nan")],
+        "fp-bps": [0.2686, 0.2505, float("nan"), 0.2601, 0.2276, 0.1910, float("nan")],
+        "tp corr": [float("nan")] * 7,
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -461,9 +517,16 @@ def tables():
     from stndt.paper.tables import main_table, scaling_table
 
     # deliberately given small, medium, large: the scaling table must reorder them
-    results = {name: (name, _baselines(c)) for name, c in
-               [("mc_maze", 0.35), ("mc_maze_small", 0.22), ("mc_maze_medium", 0.28), ("mc_maze_large", 0.33),
-                ("synth", 0.4)]}
+    results = {
+        name: (name, _baselines(c))
+        for name, c in [
+            ("mc_maze", 0.35),
+            ("mc_maze_small", 0.22),
+            ("mc_maze_medium", 0.28),
+            ("mc_maze_large", 0.33),
+            ("synth", 0.4),
+        ]
+    }
     main = main_table(results, PUBLISHED, synthetic={"synth"})
     return main, scaling_table(main)
 
@@ -496,7 +559,7 @@ def test_missing_published_cells_stay_empty(tables):
     medium = main[(main["dataset"] == "mc_maze_medium") & (main["source"] == "published")]
     assert len(medium) == 1 and math.isnan(medium["vel R2"].iloc[0]) and medium["co-bps"].iloc[0] == 0.3142
     line = next(ln for ln in to_markdown(main).splitlines() if "mc_maze_medium | published" in ln)
-    # | mc_maze_medium | mc_maze_medium | published | STNDT | ensemble | NLB hidden test | val (authors) | 0.3142 |  | ...
+    # | mc_maze_medium | mc_maze_medium | published | STNDT | ensemble | NLB hidden test | val (authors) | 0.3142 |
     assert line.split("|")[8:12] == [" 0.3142 ", "  ", " 0.6031 ", " 0.2276 "]
 
 
@@ -515,8 +578,11 @@ def test_scaling_table_is_large_medium_small_with_published_rows(tables):
 def test_repo_published_csv_feeds_the_real_dataset_branch():
     from stndt.paper.tables import load_published, main_table
 
-    main = main_table({"mc_maze": ("mc_maze", _baselines(0.35))},
-                      load_published(REPO / "config" / "published_results.csv"), synthetic=set())
+    main = main_table(
+        {"mc_maze": ("mc_maze", _baselines(0.35))},
+        load_published(REPO / "config" / "published_results.csv"),
+        synthetic=set(),
+    )
     pub = main[(main["source"] == "published") & (main["method"] == "STNDT")]
     # the paper's Table 1, MC_Maze: STNDT ensemble co-bps 0.3862, single 0.3691
     assert dict(zip(pub["variant"], pub["co-bps"])) == {"ensemble": 0.3862, "single": 0.3691}
@@ -527,6 +593,11 @@ def test_dandiset_ids_are_the_published_ones():
     from stndt.datasets import NLB_DATASETS
 
     assert {name: d.dandiset for name, d in NLB_DATASETS.items()} == {
-        "mc_maze": "000128", "mc_rtt": "000129", "area2_bump": "000127", "dmfc_rsg": "000130",
-        "mc_maze_large": "000138", "mc_maze_medium": "000139", "mc_maze_small": "000140",
+        "mc_maze": "000128",
+        "mc_rtt": "000129",
+        "area2_bump": "000127",
+        "dmfc_rsg": "000130",
+        "mc_maze_large": "000138",
+        "mc_maze_medium": "000139",
+        "mc_maze_small": "000140",
     }

@@ -3,6 +3,7 @@
 Each Bayesian wave below costs a GP fit and ~8 acquisition optimisations (1-5 s on one core), so the
 spaces are small and the waves few.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,7 @@ SPACE = {
 
 def toy_value(p: dict) -> float:
     """Maximised at lr = 3e-3; the other parameters do not matter."""
-    return -(p["lr"] - 3e-3) ** 2
+    return -((p["lr"] - 3e-3) ** 2)
 
 
 def run_waves(space: dict, seed: int, n_waves: int, wave_size: int, value=toy_value) -> list[list[dict]]:
@@ -132,11 +133,21 @@ def test_non_finite_value_is_a_failed_trial(wave1_inputs):
 
 def test_same_inputs_same_proposals_in_a_fresh_process(wave1_inputs):
     completed, props = wave1_inputs
-    code = ("import json, sys; from stndt.train.search import propose_wave; a = json.load(sys.stdin); "
-            "print(json.dumps(propose_wave(a['space'], 3, 1, 4, [tuple(c) for c in a['completed']])))")
+    code = (
+        "import json, sys; from stndt.train.search import propose_wave; a = json.load(sys.stdin); "
+        "print(json.dumps(propose_wave(a['space'], 3, 1, 4, [tuple(c) for c in a['completed']])))"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", code], input=json.dumps({"space": SPACE, "completed": completed}),
-                         capture_output=True, text=True, cwd=ROOT, env=env, check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps({"space": SPACE, "completed": completed}),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+    )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == props  # JSON round-trips floats exactly
 
 
@@ -184,8 +195,9 @@ def test_sampler_seed_depends_on_seed_and_wave():
 # ------------------------------------------------------------------------------ completed members
 def _write_member(folder: Path, given: dict, value) -> None:
     folder.mkdir(parents=True)
-    (folder / "params.json").write_text(json.dumps({
-        "hyperparameters": {}, "given": given, "training": {"best_epoch": 10, "val co-bps": value}}))
+    (folder / "params.json").write_text(
+        json.dumps({"hyperparameters": {}, "given": given, "training": {"best_epoch": 10, "val co-bps": value}})
+    )
 
 
 def test_completed_members_reads_params_json_in_member_order(tmp_path):

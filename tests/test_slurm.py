@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
 TEST_PROFILE = REPO / "tests" / "slurm" / "profile"
 SNAKEFILE = Path(os.environ.get("STNDT_SLURM_TEST_SNAKEFILE", REPO / "workflow" / "Snakefile"))
-TINY_CONFIG = Path(os.environ.get("STNDT_SLURM_TEST_CONFIG", REPO / "tests" / "data" / "tiny_config.yaml"))
+TINY_CONFIG = Path(os.environ.get("STNDT_SLURM_TEST_CONFIG", REPO / ".test" / "config.yaml"))
 # The venv running pytest is the one whose snakemake (and `stndt` CLI) the jobs must use.
 VENV_BIN = Path(sys.executable).parent
 CLUSTER_PREREQ_MISSING = 3  # cluster.sh's exit code when binaries/root are missing
@@ -64,9 +64,7 @@ def _in_ci() -> bool:
 
 
 def _cluster(cmd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["bash", str(CLUSTER_SH), cmd], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run(["bash", str(CLUSTER_SH), cmd], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -166,9 +164,7 @@ def runs(slurm_cluster, tiny_run, tmp_path_factory) -> dict[str, Run]:
 
 def scontrol_jobs() -> list[dict[str, str]]:
     """Every job slurmctld still remembers, as KEY=VALUE dicts (`scontrol show jobs -o`, one per line)."""
-    out = subprocess.run(
-        ["scontrol", "show", "jobs", "-o"], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run(["scontrol", "show", "jobs", "-o"], capture_output=True, text=True, check=True).stdout
     jobs = []
     for line in out.splitlines():
         if not line.strip() or line.startswith("No jobs"):
@@ -276,9 +272,7 @@ def assert_h5_equal(pa: Path, pb: Path, roots: tuple[Path, ...]) -> None:
         names_a, names_b = [], []
         fa.visit(names_a.append)
         fb.visit(names_b.append)
-        assert sorted(names_a) == sorted(names_b), (
-            f"{pa.name}: members differ: {sorted(set(names_a) ^ set(names_b))}"
-        )
+        assert sorted(names_a) == sorted(names_b), f"{pa.name}: members differ: {sorted(set(names_a) ^ set(names_b))}"
         assert_values_equal(_h5_attrs(fa), _h5_attrs(fb), f"{pa.name}:/@", roots)
         for name in sorted(names_a):
             oa, ob = fa[name], fb[name]

@@ -5,6 +5,7 @@ nlb_tools exactly as the pipeline does: NWBDataset(raw dir) -> resample(5) -> tr
 -> evaluate(). The true rates must beat a simple smoothing baseline on co-bps (which fails if trials,
 windows, units or the behaviour lag were misaligned between the raw files and the hidden recording).
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,12 +18,10 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
-from stndt.data.synthetic import (TRUE_HELDIN, TRUE_HELDOUT, SyntheticConfig, generate, make_truth,
-                                  raw_file_names)
+from stndt.data.synthetic import TRUE_HELDIN, TRUE_HELDOUT, SyntheticConfig, generate, make_truth, raw_file_names
 from stndt.datasets import CO_BPS, nlb_dataset, nlb_key
 
-TINY = SyntheticConfig(n_heldin=16, n_heldout=6, n_train=24, n_val=12, n_test=12, n_none=1, n_conditions=4,
-                       seed=3)
+TINY = SyntheticConfig(n_heldin=16, n_heldout=6, n_train=24, n_val=12, n_test=12, n_none=1, n_conditions=4, seed=3)
 LAYOUTS = ("mc_maze", "mc_rtt", "area2_bump", "dmfc_rsg", "mc_maze_small")
 BIN = 5
 # nlb_tools log lines that mean the files are not in the layout it expects
@@ -55,14 +54,18 @@ def _load(path: Path, bin_width: int = BIN):
 
 def _phase_tensors(ds, layout: str, train_split, eval_split) -> dict:
     """What the lead's tensors stage builds: inputs plus nlb_tools' evaluation targets."""
-    from nlb_tools.make_tensors import (make_eval_input_tensors, make_eval_target_tensors,
-                                        make_train_input_tensors)
+    from nlb_tools.make_tensors import make_eval_input_tensors, make_eval_target_tensors, make_train_input_tensors
 
     data = make_train_input_tensors(ds, layout, trial_split=train_split, save_file=False, include_forward_pred=True)
     data |= make_eval_input_tensors(ds, layout, trial_split=eval_split, save_file=False)
-    data["targets"] = make_eval_target_tensors(ds, layout, train_trial_split=train_split,
-                                               eval_trial_split=eval_split, save_file=False,
-                                               include_psth=_has_psth(layout))
+    data["targets"] = make_eval_target_tensors(
+        ds,
+        layout,
+        train_trial_split=train_split,
+        eval_trial_split=eval_split,
+        save_file=False,
+        include_psth=_has_psth(layout),
+    )
     return data
 
 
@@ -81,8 +84,15 @@ def synth(request, tmp_path_factory) -> dict:
         truth = make_truth(paths[2], layout, BIN)
     finally:
         nlb_log.removeHandler(recorder)
-    return {"layout": layout, "root": root, "paths": paths, "raw": raw, "val": val, "truth": truth,
-            "log": recorder.messages}
+    return {
+        "layout": layout,
+        "root": root,
+        "paths": paths,
+        "raw": raw,
+        "val": val,
+        "truth": truth,
+        "log": recorder.messages,
+    }
 
 
 def _scores(results: list) -> dict[str, float]:
@@ -103,6 +113,7 @@ def _evaluate(targets: dict, rates: dict) -> dict[str, float]:
 
 def _smoothing_baseline(data: dict, sigma_bins: float = 8.0) -> dict:
     """Gaussian-smoothed held-in spikes, mapped to held-out units by least squares on the train trials."""
+
     def smooth(x):
         return gaussian_filter1d(x.astype(float), sigma_bins, axis=1)
 
@@ -123,8 +134,10 @@ def _smoothing_baseline(data: dict, sigma_bins: float = 8.0) -> dict:
     fwd_in, fwd_out = data["train_spikes_heldin_forward"], data["train_spikes_heldout_forward"]
     n_eval, t_fp = len(eval_in), fwd_in.shape[1]
     return {
-        "train_rates_heldin": np.clip(train_in, 1e-4, None), "train_rates_heldout": to_heldout(train_in),
-        "eval_rates_heldin": np.clip(eval_in, 1e-4, None), "eval_rates_heldout": to_heldout(eval_in),
+        "train_rates_heldin": np.clip(train_in, 1e-4, None),
+        "train_rates_heldout": to_heldout(train_in),
+        "eval_rates_heldin": np.clip(eval_in, 1e-4, None),
+        "eval_rates_heldout": to_heldout(eval_in),
         "eval_rates_heldin_forward": flat_mean(fwd_in, np.empty((n_eval, t_fp, fwd_in.shape[2]))),
         "eval_rates_heldout_forward": flat_mean(fwd_out, np.empty((n_eval, t_fp, fwd_out.shape[2]))),
     }
@@ -179,10 +192,12 @@ def test_test_phase_matches_public_files_and_scores_from_hidden_file(synth):
     layout, raw = synth["layout"], synth["raw"]
     hidden = _load(synth["paths"][2])
     # the hidden recording holds the same trials, in the same order, with the same spikes
-    public = make_train_input_tensors(raw, layout, trial_split=["train", "val"], save_file=False,
-                                      include_forward_pred=True)
-    full = make_train_input_tensors(hidden, layout, trial_split=["train", "val"], save_file=False,
-                                    include_forward_pred=True)
+    public = make_train_input_tensors(
+        raw, layout, trial_split=["train", "val"], save_file=False, include_forward_pred=True
+    )
+    full = make_train_input_tensors(
+        hidden, layout, trial_split=["train", "val"], save_file=False, include_forward_pred=True
+    )
     for key in public:
         np.testing.assert_array_equal(public[key], full[key], err_msg=key)
     public_eval = make_eval_input_tensors(raw, layout, trial_split="test", save_file=False)["eval_spikes_heldin"]
@@ -256,10 +271,16 @@ def test_same_seed_same_spikes_other_seed_other_spikes(tmp_path):
     assert not _same_spikes(first, other)
 
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"n_val": 1}, "n_val=1"), ({"latent_dim": 5}, "latent_dim"), ({"mean_rate_hz": 0.0}, "mean_rate_hz"),
-    ({"n_heldout": 2.5}, "n_heldout"), ({"seed": True}, "seed"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"n_val": 1}, "n_val=1"),
+        ({"latent_dim": 5}, "latent_dim"),
+        ({"mean_rate_hz": 0.0}, "mean_rate_hz"),
+        ({"n_heldout": 2.5}, "n_heldout"),
+        ({"seed": True}, "seed"),
+    ],
+)
 def test_bad_config_names_the_field(overrides, match):
     with pytest.raises(ValueError, match=match):
         replace(TINY, **overrides)
@@ -330,7 +351,9 @@ def test_no_true_rate_sits_flat_at_a_ceiling(tmp_path):
     # a smooth rate has a single, rounded peak: only a few 1 ms samples lie within 1e-6 of a unit's maximum
     # (float32 resolution); a rate clipped to a constant keeps it for the whole time it is above the cap
     at_top = (hz >= top * (1 - 1e-6)).sum(axis=0)
-    assert at_top.max() <= 8, f"unit {at_top.argmax()} holds its maximum {top[at_top.argmax()]:.1f} Hz for {at_top.max()} ms"
+    assert at_top.max() <= 8, (
+        f"unit {at_top.argmax()} holds its maximum {top[at_top.argmax()]:.1f} Hz for {at_top.max()} ms"
+    )
     assert top.max() < cfg.max_rate_hz
 
 
@@ -344,8 +367,9 @@ def test_true_rates_beat_smoothing_on_psth_r2(tmp_path):
     from stndt.evaluate.metrics import score
     from stndt.evaluate.smoothing import smoothing_rates
 
-    cfg = replace(SyntheticConfig(), n_heldin=30, n_heldout=10, n_train=96, n_val=30, n_test=30, n_conditions=6,
-                  seed=5)  # 21 train+val and 5 test trials per condition
+    cfg = replace(
+        SyntheticConfig(), n_heldin=30, n_heldout=10, n_train=96, n_val=30, n_test=30, n_conditions=6, seed=5
+    )  # 21 train+val and 5 test trials per condition
     paths = generate("mc_maze", tmp_path / "raw", tmp_path / "full.nwb", cfg)
     data = build_phase(tmp_path / "raw", "mc_maze", "test", BIN, paths[2])
     info = nlb_dataset("mc_maze")

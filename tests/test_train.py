@@ -3,6 +3,7 @@
 Data are tiny fake tensors files in the project's format (tests/tiny_tensors.py): Poisson counts
 from smooth low-rank log-rates, so held-out neurons are predictable from held-in ones.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,14 +18,25 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from tiny_tensors import (
+    N_IN,
+    N_OUT,
+    T_FP,
+    T,
+    assert_same_member_outputs,
+    h5_arrays,
+    kill_when,
+    log_without_timing,
+    start_runner,
+    write_phase,
+    write_tiny_tensors,
+)
 
 from stndt.train import search_space as ss
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.inference import VAL_CO_BPS
 from stndt.train.loop import train_member
 from stndt.train.outputs import LOG_COLUMNS, OUTPUT_FILES, TIMING_COLUMNS
-from tiny_tensors import N_IN, N_OUT, T, T_FP, assert_same_member_outputs, h5_arrays, log_without_timing, \
-    kill_when, start_runner, write_phase, write_tiny_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,10 +48,25 @@ def tensors(tmp_path_factory):
     return write_tiny_tensors(tmp_path_factory.mktemp("tensors"), 96, 32, 128, 32)
 
 
-TINY = dict(n_layers=1, n_heads=2, ff_hidden=16, context_forward=-1, context_backward=-1,
-            dropout=0.05, dropout_rates=0.05, dropout_embedding=0.05, batch_size=32, lr=5e-3,
-            warmup_epochs=5, weight_decay=5e-5, seed=3, contrast_lambda=0.1, num_threads=1,
-            patience=1000, val_every=5)
+TINY = dict(
+    n_layers=1,
+    n_heads=2,
+    ff_hidden=16,
+    context_forward=-1,
+    context_backward=-1,
+    dropout=0.05,
+    dropout_rates=0.05,
+    dropout_embedding=0.05,
+    batch_size=32,
+    lr=5e-3,
+    warmup_epochs=5,
+    weight_decay=5e-5,
+    seed=3,
+    contrast_lambda=0.1,
+    num_threads=1,
+    patience=1000,
+    val_every=5,
+)
 
 
 # ----------------------------------------------------------------------------------------- search space
@@ -59,7 +86,7 @@ def test_sampler_is_deterministic_and_independent_of_member_count_and_order():
     reordered = dict(reversed(list(SPACE.items())))
     assert [ss.sample_params(reordered, 11, i) for i in range(3)] == few
     assert len({json.dumps(p, sort_keys=True) for p in many}) == 12  # members differ
-    assert ss.sample_params(SPACE, 12, 0) != few[0]                  # the seed matters
+    assert ss.sample_params(SPACE, 12, 0) != few[0]  # the seed matters
     # adding a parameter leaves the others' draws unchanged
     extended = {**SPACE, "mask_ratio": {"low": 0.1, "high": 0.4}}
     assert {k: v for k, v in ss.sample_params(extended, 11, 1).items() if k != "mask_ratio"} == few[1]
@@ -83,18 +110,21 @@ def test_sampler_respects_bounds_log_and_int():
     assert all(d["n_layers"] == 4 for d in draws)
 
 
-@pytest.mark.parametrize("space, key", [
-    ({"not_a_param": 1}, "not_a_param"),
-    ({"dropout": {"low": 0.5, "high": 0.1}}, "dropout"),
-    ({"lr": {"low": 0.0, "high": 1e-2, "log": True}}, "lr"),
-    ({"lr": {"low": 1e-4}}, "lr"),
-    ({"lr": {"low": 1e-4, "high": 1e-3, "scale": "log"}}, "lr"),
-    ({"context_forward": {"low": 1.5, "high": 9, "int": True}}, "context_forward"),
-    ({"n_heldin": 3}, "n_heldin"),
-    ({"context_forward": {"low": 1, "high": 100}}, "context_forward"),  # int field needs int: true
-    ({"spatial": {"low": 0, "high": 1}}, "spatial"),                    # bool cannot be a range
-    ({"n_layers": "four"}, "n_layers"),                                 # fixed value of wrong type
-])
+@pytest.mark.parametrize(
+    "space, key",
+    [
+        ({"not_a_param": 1}, "not_a_param"),
+        ({"dropout": {"low": 0.5, "high": 0.1}}, "dropout"),
+        ({"lr": {"low": 0.0, "high": 1e-2, "log": True}}, "lr"),
+        ({"lr": {"low": 1e-4}}, "lr"),
+        ({"lr": {"low": 1e-4, "high": 1e-3, "scale": "log"}}, "lr"),
+        ({"context_forward": {"low": 1.5, "high": 9, "int": True}}, "context_forward"),
+        ({"n_heldin": 3}, "n_heldin"),
+        ({"context_forward": {"low": 1, "high": 100}}, "context_forward"),  # int field needs int: true
+        ({"spatial": {"low": 0, "high": 1}}, "spatial"),  # bool cannot be a range
+        ({"n_layers": "four"}, "n_layers"),  # fixed value of wrong type
+    ],
+)
 def test_validate_space_names_bad_key(space, key):
     with pytest.raises(ValueError, match=f"where.{key}"):
         ss.validate_space(space, "where")
@@ -102,8 +132,14 @@ def test_validate_space_names_bad_key(space, key):
 
 def test_split_params_maps_names_and_rejects_unknown():
     shapes = {"n_heldin": N_IN, "n_heldout": N_OUT, "t_bins": T, "t_forward": T_FP}
-    params = {"dropout": 0.2, "contrast_lambda": 0.5, "lr": 1e-3, "warmup_epochs": 10.0, "n_layers": 2,
-              "spatial": False}
+    params = {
+        "dropout": 0.2,
+        "contrast_lambda": 0.5,
+        "lr": 1e-3,
+        "warmup_epochs": 10.0,
+        "n_layers": 2,
+        "spatial": False,
+    }
     model, obj, train = ss.split_params(params, shapes)
     assert (model.dropout, model.n_layers, model.spatial, model.n_heldin) == (0.2, 2, False, N_IN)
     assert (obj.contrast_lambda, train.lr, train.warmup_epochs) == (0.5, 1e-3, 10)
@@ -124,7 +160,7 @@ def test_repo_search_spaces_file():
     over = ss.search_space_for("mc_maze", spaces, overrides={"warmup_epochs": {"low": 0, "high": 20, "int": True}})
     assert over["warmup_epochs"]["high"] == 20
     shapes = {"n_heldin": 137, "n_heldout": 45, "t_bins": 140, "t_forward": 40}
-    for ds, space in spaces.items():  # every draw builds valid configs
+    for space in spaces.values():  # every draw builds valid configs
         for i in range(3):
             model, obj, _ = ss.split_params(ss.sample_params(space, 1, i), shapes)
             assert model.n_layers == space["n_layers"]
@@ -146,9 +182,14 @@ def test_tiny_stndt_learns_and_writes_outputs(tensors, tmp_path):
     initial = float(rows[1][LOG_COLUMNS.index(VAL_CO_BPS)])
     assert summary[VAL_CO_BPS] > initial + 0.2
     rates = h5_arrays(out / "rates_val.h5")
-    shapes = {"train_rates_heldin": (96, T, N_IN), "train_rates_heldout": (96, T, N_OUT),
-              "eval_rates_heldin": (32, T, N_IN), "eval_rates_heldout": (32, T, N_OUT),
-              "eval_rates_heldin_forward": (32, T_FP, N_IN), "eval_rates_heldout_forward": (32, T_FP, N_OUT)}
+    shapes = {
+        "train_rates_heldin": (96, T, N_IN),
+        "train_rates_heldout": (96, T, N_OUT),
+        "eval_rates_heldin": (32, T, N_IN),
+        "eval_rates_heldout": (32, T, N_OUT),
+        "eval_rates_heldin_forward": (32, T_FP, N_IN),
+        "eval_rates_heldout_forward": (32, T_FP, N_OUT),
+    }
     assert {k: v.shape for k, v in rates.items()} == {f"mc_maze/{k}": s for k, s in shapes.items()}
     assert all(v.dtype == np.float32 and (v > 0).all() for v in rates.values())
     test_rates = h5_arrays(out / "rates_test.h5")
@@ -162,16 +203,20 @@ def test_tiny_stndt_learns_and_writes_outputs(tensors, tmp_path):
     params = json.loads((out / "params.json").read_text())
     assert params["hyperparameters"]["lr"] == TINY["lr"] and params["training"]["best_epoch"] == ckpt["epoch"]
     from stndt.train.checkpoint import load_member
+
     model, _ = load_member(out)
     assert model.cfg.n_heldin == N_IN
 
 
-@pytest.mark.parametrize("extra", [
-    {"spatial": False},                                # NDT
-    {"contrastive": False},
-    {"contrast_start_epoch": 3},                       # paper schedule: contrast added later
-    {"bf16": True, "mask_max_span": 3, "mask_span_ramp_start": 0, "mask_span_ramp_end": 2},
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"spatial": False},  # NDT
+        {"contrastive": False},
+        {"contrast_start_epoch": 3},  # paper schedule: contrast added later
+        {"bf16": True, "mask_max_span": 3, "mask_span_ramp_start": 0, "mask_span_ramp_end": 2},
+    ],
+)
 def test_variants_run(tensors, tmp_path, extra):
     val, _ = tensors
     summary = train_member(val, None, tmp_path, {**TINY, "max_epochs": 6, **extra}, progress=False)
@@ -190,8 +235,12 @@ def test_bad_inputs_name_the_file(tensors, tmp_path):
     val, _ = tensors
     rng = np.random.default_rng(1)
     other = tmp_path / "other_test.h5"
-    write_phase(other, rng.poisson(1, (8, T + T_FP, N_IN + N_OUT + 2)).astype(np.float32),
-                rng.poisson(1, (4, T + T_FP, N_IN + N_OUT + 2)).astype(np.float32), "test")
+    write_phase(
+        other,
+        rng.poisson(1, (8, T + T_FP, N_IN + N_OUT + 2)).astype(np.float32),
+        rng.poisson(1, (4, T + T_FP, N_IN + N_OUT + 2)).astype(np.float32),
+        "test",
+    )
     with pytest.raises(ValueError, match="other_test.h5"):
         train_member(val, other, tmp_path / "m", {**TINY, "max_epochs": 1})
     noattr = tmp_path / "noattr.h5"
@@ -221,13 +270,14 @@ def test_deterministic_setting_turns_on_torch_s_deterministic_kernels(tensors, t
     plain = train_member(val, None, tmp_path / "plain", {**TINY, "max_epochs": 2}, progress=False)
     assert not torch.are_deterministic_algorithms_enabled()
     try:
-        det = train_member(val, None, tmp_path / "det", {**TINY, "max_epochs": 2, "deterministic": True},
-                           progress=False)
+        det = train_member(
+            val, None, tmp_path / "det", {**TINY, "max_epochs": 2, "deterministic": True}, progress=False
+        )
         assert torch.are_deterministic_algorithms_enabled()
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:
         torch.use_deterministic_algorithms(False)  # process-wide: leave the other tests as they were
-    assert det[VAL_CO_BPS] == plain[VAL_CO_BPS]      # on the CPU the kernels were deterministic already
+    assert det[VAL_CO_BPS] == plain[VAL_CO_BPS]  # on the CPU the kernels were deterministic already
     with pytest.raises(ValueError, match="deterministic"):
         train_member(val, None, tmp_path / "bad", {**TINY, "deterministic": "yes"})
 
@@ -239,9 +289,18 @@ RUNNER = textwrap.dedent("""
     val, test, out, params = sys.argv[1:5]
     train_member(val, test, out, json.loads(params), progress=False)
 """)
-RESUME_PARAMS = {**TINY, "max_epochs": 50, "val_every": 4, "checkpoint_every_epochs": 3,
-                 "mask_max_span": 3, "mask_span_ramp_start": 0, "mask_span_ramp_end": 10,
-                 "dropout": 0.1, "dropout_rates": 0.1, "dropout_embedding": 0.1}
+RESUME_PARAMS = {
+    **TINY,
+    "max_epochs": 50,
+    "val_every": 4,
+    "checkpoint_every_epochs": 3,
+    "mask_max_span": 3,
+    "mask_span_ramp_start": 0,
+    "mask_span_ramp_end": 10,
+    "dropout": 0.1,
+    "dropout_rates": 0.1,
+    "dropout_embedding": 0.1,
+}
 
 
 def _start(tensors, out):
@@ -257,14 +316,14 @@ def test_kill_9_and_resume_is_bitwise_identical(tensors, tmp_path):
     ref = _start(tensors, ref_dir)  # the uninterrupted run, in parallel with the killed one
     proc = _start(tensors, run_dir)
     state = run_dir / STATE_FILE
-    _kill_when(proc, state.exists)                                  # 1: right after the first save
+    _kill_when(proc, state.exists)  # 1: right after the first save
     assert not any((run_dir / f).exists() for f in OUTPUT_FILES)
     first = state.stat().st_mtime_ns
     proc = _start(tensors, run_dir)
-    _kill_when(proc, lambda: state.stat().st_mtime_ns != first)    # 2: just after a later save ...
+    _kill_when(proc, lambda: state.stat().st_mtime_ns != first)  # 2: just after a later save ...
     assert not any((run_dir / f).exists() for f in OUTPUT_FILES)
     proc = _start(tensors, run_dir)
-    time.sleep(2.2)                                                 # 3: ... and at an arbitrary moment
+    time.sleep(2.2)  # 3: ... and at an arbitrary moment
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -348,8 +407,9 @@ def test_damaged_state_is_set_aside_and_the_member_starts_afresh(tensors, tmp_pa
         aside = sorted(out.glob(f"{STATE_FILE}.corrupt-*"))
         assert len(aside) == 1 and aside[0].read_bytes() == data, kind
         assert re.fullmatch(r"state\.pt\.corrupt-\d{8}T\d{6}\.\d{6}Z", aside[0].name)
-        warnings = [ln for ln in (out / "train.log").read_text().splitlines()
-                    if " WARNING " in ln and "NOT CONVERGED" not in ln]  # trained to the cap: flagged too
+        warnings = [
+            ln for ln in (out / "train.log").read_text().splitlines() if " WARNING " in ln and "NOT CONVERGED" not in ln
+        ]  # trained to the cap: flagged too
         assert len(warnings) == 1 and str(out / STATE_FILE) in warnings[0], (kind, warnings)
         assert error in warnings[0] and aside[0].name in warnings[0] and "afresh" in warnings[0], kind
         assert_same_member_outputs(ref, out)

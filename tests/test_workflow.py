@@ -1,5 +1,6 @@
 """The whole DAG on the tiny config, run by Snakemake itself (once per session, see conftest.tiny_run):
 the output contract, the report, reruns, lint, and what a finished run must (not) redo."""
+
 from __future__ import annotations
 
 import json
@@ -15,20 +16,29 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import LOCAL_ENV, PACKED_BAYES, ROOT, TINY, TinyRun, nothing_to_do, snakemake, write_config
 
-from conftest import LOCAL_ENV, ROOT, TINY, TinyRun, nothing_to_do, snakemake, write_config
 from stndt.datasets import CO_BPS, METRICS
 
 FIGURES = ["fig2_member_metrics", "fig3_ensemble", "fig4_attention", "fig5_neuron_dropping", "training_curves"]
-MEMBER_FILES = ("params.json", "best.pt", "rates_val.h5", "rates_test.h5", "train_log.csv", "metrics_val.json",
-                "metrics_test.json")
+MEMBER_FILES = (
+    "params.json",
+    "best.pt",
+    "rates_val.h5",
+    "rates_test.h5",
+    "train_log.csv",
+    "metrics_val.json",
+    "metrics_test.json",
+)
 
 
 def test_output_contract(tiny_run: TinyRun):
     res = tiny_run.results
     ds = res / "tiny"
     assert sorted(p.name for p in (ds / "raw").glob("*.nwb")) == [
-        "sub-Synth_ses-mc_maze_desc-test_ecephys.nwb", "sub-Synth_ses-mc_maze_desc-train_behavior+ecephys.nwb"]
+        "sub-Synth_ses-mc_maze_desc-test_ecephys.nwb",
+        "sub-Synth_ses-mc_maze_desc-train_behavior+ecephys.nwb",
+    ]
     for phase in ("val", "test"):
         with h5py.File(ds / "tensors" / f"{phase}.h5") as f:
             assert "train_spikes_heldin" in f and "targets/mc_maze_20" in f
@@ -52,8 +62,16 @@ def test_output_contract(tiny_run: TinyRun):
     curve = pd.read_csv(ds / "ensemble_curve.csv")
     assert list(curve["n"]) == [1, 2]
     baselines = pd.read_csv(ds / "baselines.csv")
-    assert set(baselines["method"]) == {"stndt_ensemble", "stndt_single", "ndt_ensemble", "ndt_single",
-                                        "no_contrast_ensemble", "no_contrast_single", "smoothing", "oracle"}
+    assert set(baselines["method"]) == {
+        "stndt_ensemble",
+        "stndt_single",
+        "ndt_ensemble",
+        "ndt_single",
+        "no_contrast_ensemble",
+        "no_contrast_single",
+        "smoothing",
+        "oracle",
+    }
     assert set(baselines["phase"]) == {"val", "test"} and set(METRICS[:4]) <= set(baselines.columns)
     oracle = baselines[(baselines["method"] == "oracle") & (baselines["phase"] == "val")].iloc[0]
     assert oracle["rate R2"] == pytest.approx(1.0)
@@ -106,8 +124,18 @@ def test_a_moved_checkout_plans_nothing(tiny_run: TinyRun, tmp_path: Path):
     shutil.copy(TINY, here / "config" / "tiny.yaml")
 
     def run(where: Path, *args: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "snakemake", "--snakefile", "workflow/Snakefile", "--configfile",
-               "config/tiny.yaml", "--cores", "1", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            "workflow/Snakefile",
+            "--configfile",
+            "config/tiny.yaml",
+            "--cores",
+            "1",
+            *args,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=where, env=LOCAL_ENV, timeout=600)
         assert proc.returncode == 0, proc.stderr[-4000:]
         return proc
@@ -170,7 +198,9 @@ def test_outputs_respect_the_umask(tiny_run: TinyRun):
     umask = os.umask(0)
     os.umask(umask)
     readable = 0o044 & ~umask  # the read bits a plain open() would give group and others
-    private = [p for p in tiny_run.results.rglob("*") if not p.is_symlink() and (p.stat().st_mode & readable) != readable]
+    private = [
+        p for p in tiny_run.results.rglob("*") if not p.is_symlink() and (p.stat().st_mode & readable) != readable
+    ]
     assert not private, f"{len(private)} outputs less readable than the umask allows, e.g. {private[:5]}"
 
 
@@ -198,16 +228,21 @@ def test_lint_is_clean():
 
 
 def test_workflow_is_snakefmt_formatted():
-    proc = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", str(ROOT / "workflow")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "snakefmt"), "--check", str(ROOT / "workflow")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_bad_training_settings_fail_the_dry_run_naming_the_key(tmp_path: Path):
     base = yaml.safe_load(TINY.read_text())
-    for section, bad, key in (("training", {"max_epoch": 4}, "training.max_epoch"),
-                              ("search_overrides", {"n_layer": 1}, "search_overrides.n_layer"),
-                              ("training", {"patience": -5}, "training.patience")):
+    for section, bad, key in (
+        ("training", {"max_epoch": 4}, "training.max_epoch"),
+        ("search_overrides", {"n_layer": 1}, "search_overrides.n_layer"),
+        ("training", {"patience": -5}, "training.patience"),
+    ):
         cfg = write_config(tmp_path / "c.yaml", {**base, section: {**base.get(section, {}), **bad}})
         proc = snakemake(tmp_path, cfg, "-n", check=False)
         assert proc.returncode != 0 and key in proc.stdout + proc.stderr, (key, proc.stderr[-2000:])
@@ -220,11 +255,7 @@ PACKED_TARGETS = ("results/tiny/members.csv", "results/tiny/variants/ndt/members
 def packed_bayes_run(tmp_path_factory) -> TinyRun:
     """The tiny DAG with packs of 2 members per training job and a Bayesian search in waves of 2."""
     work = tmp_path_factory.mktemp("packed")
-    config = yaml.safe_load(TINY.read_text())
-    config["variants"] = {"stndt": 4, "ndt": 2, "no_contrast": 0}
-    config["search"] = {"method": "bayes", "wave_size": 2}
-    config["training"]["pack"] = 2
-    cfg = write_config(work / "config.yaml", config)
+    cfg = write_config(work / "config.yaml", yaml.safe_load(PACKED_BAYES.read_text()))
     proc = snakemake(work, cfg, *PACKED_TARGETS)  # training and the members tables: what packing changes
     return TinyRun(work, work / "results", proc.stdout + proc.stderr)
 
@@ -233,8 +264,11 @@ def test_packs_train_several_members_per_job_with_member_level_outputs(packed_ba
     ds = packed_bayes_run.results / "tiny"
     log = packed_bayes_run.log
     assert log.count("(Rule: train)") == 3  # stndt m000-m001, m002-m003; ndt m000-m001
-    for pack, members in (("packs/m000-m001", ("m000", "m001")), ("packs/m002-m003", ("m002", "m003")),
-                          ("variants/ndt/packs/m000-m001", ("m000", "m001"))):
+    for pack, members in (
+        ("packs/m000-m001", ("m000", "m001")),
+        ("packs/m002-m003", ("m002", "m003")),
+        ("variants/ndt/packs/m000-m001", ("m000", "m001")),
+    ):
         summary = json.loads((ds / pack / "pack.json").read_text())
         assert [Path(m).name for m in summary["members"]] == list(members)
         set_dir = ds / pack.rsplit("packs/", 1)[0]
@@ -242,8 +276,9 @@ def test_packs_train_several_members_per_job_with_member_level_outputs(packed_ba
             for name in MEMBER_FILES:
                 assert (set_dir / "members" / m / name).stat().st_size > 0
     assert list(pd.read_csv(ds / "members.csv")["member"]) == ["m000", "m001", "m002", "m003"]
-    assert nothing_to_do(snakemake(packed_bayes_run.workdir, packed_bayes_run.workdir / "config.yaml", "-n",
-                                   *PACKED_TARGETS))
+    assert nothing_to_do(
+        snakemake(packed_bayes_run.workdir, packed_bayes_run.workdir / "config.yaml", "-n", *PACKED_TARGETS)
+    )
 
 
 def test_bayesian_wave_is_proposed_from_the_first_waves_results(packed_bayes_run: TinyRun):
@@ -267,8 +302,9 @@ def test_bayesian_wave_is_proposed_from_the_first_waves_results(packed_bayes_run
         assert {k: given[k] for k in wave["members"][m]} == wave["members"][m]
     ndt = json.loads((ds / "variants" / "ndt" / "members" / "m001" / "params.json").read_text())["given"]
     stndt = json.loads((ds / "members" / "m001" / "params.json").read_text())["given"]
-    assert {k: v for k, v in ndt.items() if k not in ("spatial", "contrastive")} == \
-        {k: v for k, v in stndt.items() if k not in ("spatial", "contrastive")}
+    assert {k: v for k, v in ndt.items() if k not in ("spatial", "contrastive")} == {
+        k: v for k, v in stndt.items() if k not in ("spatial", "contrastive")
+    }
 
 
 def test_a_damaged_wave_file_is_named_and_a_deleted_one_is_proposed_again(packed_bayes_run: TinyRun, tmp_path: Path):

@@ -1,4 +1,5 @@
 """The data stage run by Snakemake itself: synthetic, local and (planned) DANDI sources."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import snakemake, write_config
+
 from stndt.datasets import NLB_DATASETS
 
 TINY = {"n_heldin": 12, "n_heldout": 4, "n_train": 24, "n_val": 8, "n_test": 8}
@@ -26,8 +27,9 @@ def test_dandi_config_plans_download_of_all_seven_datasets(tmp_path: Path):
 
 
 def test_bad_config_key_stops_the_run_and_names_it(tmp_path: Path):
-    cfg = write_config(tmp_path / "c.yaml", {"datasets": {"syn": {"source": "synthetic", "layout": "mc_maze",
-                                                                  "n_trials": 3}}})
+    cfg = write_config(
+        tmp_path / "c.yaml", {"datasets": {"syn": {"source": "synthetic", "layout": "mc_maze", "n_trials": 3}}}
+    )
     proc = snakemake(tmp_path, cfg, "-n", "data", check=False)
     assert proc.returncode != 0 and "n_trials" in proc.stdout + proc.stderr
     cfg = write_config(tmp_path / "c.yaml", {"datasets": {"syn": {"source": "synthetic", "layout": "mc_mazz"}}})
@@ -43,8 +45,13 @@ def test_local_dataset_goes_through_the_same_rules_and_a_replaced_file_rebuilds(
         assert f.attrs["phase"] == "val" and "targets/mc_maze_20/eval_spikes_heldout" in f
     mine = tmp_path / "my data"
     shutil.copytree(raw, mine)
-    local = write_config(tmp_path / "l.yaml", {"results_dir": "local_results", "datasets": {
-        "mine": {"source": "local", "layout": "mc_maze", "path": str(mine)}}})
+    local = write_config(
+        tmp_path / "l.yaml",
+        {
+            "results_dir": "local_results",
+            "datasets": {"mine": {"source": "local", "layout": "mc_maze", "path": str(mine)}},
+        },
+    )
     snakemake(tmp_path, local, "data")
     tensors = tmp_path / "local_results" / "mine" / "tensors" / "val.h5"
     with h5py.File(tmp_path / "local_results" / "mine" / "tensors" / "test.h5") as f:
@@ -56,9 +63,26 @@ def test_local_dataset_goes_through_the_same_rules_and_a_replaced_file_rebuilds(
 
     # the user replaces a file with a different recording: what depends on it is rebuilt
     other = tmp_path / "other"
-    subprocess.run([sys.executable, "-m", "stndt.cli", "synthesize", "--layout", "mc_maze", "--raw", str(other),
-                    "--hidden", str(tmp_path / "other_full.nwb"), "--params", json.dumps({**TINY, "n_conditions": 4}), "--seed", "7"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stndt.cli",
+            "synthesize",
+            "--layout",
+            "mc_maze",
+            "--raw",
+            str(other),
+            "--hidden",
+            str(tmp_path / "other_full.nwb"),
+            "--params",
+            json.dumps({**TINY, "n_conditions": 4}),
+            "--seed",
+            "7",
+        ],
+        check=True,
+        capture_output=True,
+    )
     train_file = next(mine.glob("*train*.nwb"))
     shutil.copyfile(other / train_file.name, train_file)
     plan = snakemake(tmp_path, local, "-n", "data")

@@ -5,6 +5,7 @@ The data are in the project's format (written with stndt.io.save_h5): Poisson co
 low-rank log-rates (3 latent factors driving N_IN + N_OUT neurons), so held-out neurons are
 predictable from held-in ones. Imported like conftest: pytest puts tests/ on sys.path.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,12 +39,18 @@ def fake_trials(rng, n, c, b):
 def write_phase(path, train, evals, phase, n_in=N_IN):
     """One tensors file (mc_maze layout) from train / eval trials of shape (trials, T + T_FP, neurons)."""
     data = {
-        "train_spikes_heldin": train[:, :T, :n_in], "train_spikes_heldout": train[:, :T, n_in:],
-        "train_spikes_heldin_forward": train[:, T:, :n_in], "train_spikes_heldout_forward": train[:, T:, n_in:],
+        "train_spikes_heldin": train[:, :T, :n_in],
+        "train_spikes_heldout": train[:, :T, n_in:],
+        "train_spikes_heldin_forward": train[:, T:, :n_in],
+        "train_spikes_heldout_forward": train[:, T:, n_in:],
         "eval_spikes_heldin": evals[:, :T, :n_in],
-        "targets": {"mc_maze": {"eval_spikes_heldout": evals[:, :T, n_in:],
-                                "eval_spikes_heldin_forward": evals[:, T:, :n_in],
-                                "eval_spikes_heldout_forward": evals[:, T:, n_in:]}},
+        "targets": {
+            "mc_maze": {
+                "eval_spikes_heldout": evals[:, :T, n_in:],
+                "eval_spikes_heldin_forward": evals[:, T:, :n_in],
+                "eval_spikes_heldout_forward": evals[:, T:, n_in:],
+            }
+        },
     }
     save_h5(path, data, attrs={"layout": "mc_maze", "bin_width_ms": 5, "phase": phase})
 
@@ -55,8 +62,7 @@ def write_tiny_tensors(folder, n_train_val, n_eval_val, n_train_test, n_eval_tes
     c = rng.normal(0, 0.9, (3, N_IN + N_OUT))
     b = np.log(rng.uniform(0.15, 0.5, N_IN + N_OUT))
     write_phase(folder / "val.h5", fake_trials(rng, n_train_val, c, b), fake_trials(rng, n_eval_val, c, b), "val")
-    write_phase(folder / "test.h5", fake_trials(rng, n_train_test, c, b), fake_trials(rng, n_eval_test, c, b),
-                "test")
+    write_phase(folder / "test.h5", fake_trials(rng, n_train_test, c, b), fake_trials(rng, n_eval_test, c, b), "test")
     return folder / "val.h5", folder / "test.h5"
 
 
@@ -102,10 +108,14 @@ def start_runner(runner: str, *args: str) -> subprocess.Popen:
     """Run a training script (`python -c runner args...`) in a child process with this checkout on its
     path and one thread: the run a kill -9 test kills."""
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", runner, *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", runner, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def kill_when(proc: subprocess.Popen, condition, timeout: float = 60.0) -> None:

@@ -6,11 +6,12 @@ from all neurons' features (out_i = sum_j A[i, j] x_j). The attention a neuron j
 the column sum sum_i A[i, j]; the paper ranks neurons by it in layer 1 ("descending order of layer-1
 spatial attention") to find the neurons the model relies on most.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -30,8 +31,7 @@ def model_attention(model: torch.nn.Module, heldin: np.ndarray, batch_size: int 
         raise ValueError("model has no spatial attention (spatial=False, an NDT member)")
     heldin = np.asarray(heldin, dtype=np.float32)
     if heldin.ndim != 3 or heldin.shape[1:] != (cfg.t_bins, cfg.n_heldin):
-        raise ValueError(f"held-in spikes: expected shape (trials, {cfg.t_bins}, {cfg.n_heldin}), "
-                         f"got {heldin.shape}")
+        raise ValueError(f"held-in spikes: expected shape (trials, {cfg.t_bins}, {cfg.n_heldin}), got {heldin.shape}")
     x = model_input(heldin, cfg.n_heldout, cfg.t_forward)
     device = next(model.parameters()).device
     was_training = model.training
@@ -40,7 +40,7 @@ def model_attention(model: torch.nn.Module, heldin: np.ndarray, batch_size: int 
     try:
         with torch.no_grad():
             for i in range(0, len(x), batch_size):
-                _, attn = model(torch.from_numpy(x[i:i + batch_size]).to(device), return_attention=True)
+                _, attn = model(torch.from_numpy(x[i : i + batch_size]).to(device), return_attention=True)
                 chunks.append(torch.stack(attn).float().cpu().numpy())  # (layers, b, N, N)
     finally:
         model.train(was_training)
@@ -60,8 +60,9 @@ def _trial_index(trials: Sequence[int] | np.ndarray | None, n: int, where: Path)
     return idx
 
 
-def spatial_attention(member_dir: str | os.PathLike, tensors_path: str | os.PathLike,
-                      trials: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+def spatial_attention(
+    member_dir: str | os.PathLike, tensors_path: str | os.PathLike, trials: Sequence[int] | np.ndarray | None = None
+) -> np.ndarray:
     """Spatial attention (layers, trials, N, N) of an STNDT member on val eval trials `trials`
     (indices into eval_spikes_heldin of `tensors_path`; None = all). N = held-in + held-out neurons,
     held-in first; each row sums to 1."""

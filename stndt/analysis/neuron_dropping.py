@@ -16,15 +16,16 @@ optional: without NDT members only the STNDT rows are made.
 Every file read is passed in explicitly (the val tensors, each set's ensemble.json for its ranking and
 the members' best.pt), so the caller's list of inputs is the complete map of what the analysis reads.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,8 +71,7 @@ def drop_inputs(heldin: np.ndarray, neurons: Sequence[int]) -> np.ndarray:
     return out
 
 
-def dropped_rates(model, p: PhaseTensors, neurons: Sequence[int], batch_size: int = 256,
-                  device: str = "cpu") -> dict:
+def dropped_rates(model, p: PhaseTensors, neurons: Sequence[int], batch_size: int = 256, device: str = "cpu") -> dict:
     """{nlb_key: submission arrays} of a model whose inputs lack `neurons` on train and eval trials."""
     cfg = model.cfg
     kw = {"batch_size": batch_size, "device": device}
@@ -110,7 +110,7 @@ def _score(targets: dict, rates: dict, layout: str, bin_width_ms: int, threads: 
 class _Member:
     model_name: str  # MODEL_STNDT / MODEL_NDT
     member: str
-    path: Path       # its best.pt
+    path: Path  # its best.pt
 
 
 @dataclass(frozen=True)
@@ -122,13 +122,15 @@ class MemberSet:
     checkpoints: Mapping[str, Path]
 
     @classmethod
-    def of(cls, ensemble: str | os.PathLike, checkpoints: Mapping[str, str | os.PathLike]) -> "MemberSet":
+    def of(cls, ensemble: str | os.PathLike, checkpoints: Mapping[str, str | os.PathLike]) -> MemberSet:
         return cls(Path(ensemble), {str(m): Path(p) for m, p in checkpoints.items()})
 
     def checkpoint(self, member: str, model_name: str) -> Path:
         if member not in self.checkpoints:
-            raise ValueError(f"{model_name} member {member} (ranked by {self.ensemble}) is needed but no checkpoint "
-                             f"was given for it (given: {', '.join(sorted(self.checkpoints)) or 'none'})")
+            raise ValueError(
+                f"{model_name} member {member} (ranked by {self.ensemble}) is needed but no checkpoint "
+                f"was given for it (given: {', '.join(sorted(self.checkpoints)) or 'none'})"
+            )
         return self.checkpoints[member]
 
 
@@ -144,8 +146,9 @@ def member_ranking(ensemble_json: str | os.PathLike) -> tuple[list[str], list[st
     return [str(m) for m in info["ranking"]], [str(m) for m in info["members"]]
 
 
-def select_members(stndt: MemberSet, ndt: MemberSet | None = None, n_members: int | None = 3
-                   ) -> list[tuple[_Member, _Member | None]]:
+def select_members(
+    stndt: MemberSet, ndt: MemberSet | None = None, n_members: int | None = 3
+) -> list[tuple[_Member, _Member | None]]:
     """(STNDT member, paired NDT member or None) pairs: the top `n_members` STNDT members by val co-bps
     (None: the chosen ensemble's members), each with the NDT member of the same id when its checkpoint is
     given, otherwise the NDT member of the same rank. `ndt` None: STNDT only."""
@@ -168,23 +171,43 @@ def select_members(stndt: MemberSet, ndt: MemberSet | None = None, n_members: in
     return pairs
 
 
-def _score_inputs(model, ckpt: dict, p: PhaseTensors, targets: dict, layout: str, bin_width_ms: int,
-                  drop_sets: list[list[int]], n_jobs: int, threads: int | None, device: str
-                  ) -> dict[frozenset, dict[str, float]]:
+def _score_inputs(
+    model,
+    ckpt: dict,
+    p: PhaseTensors,
+    targets: dict,
+    layout: str,
+    bin_width_ms: int,
+    drop_sets: list[list[int]],
+    n_jobs: int,
+    threads: int | None,
+    device: str,
+) -> dict[frozenset, dict[str, float]]:
     """nlb_tools metrics of `model` for each distinct set of dropped neurons (order does not matter)."""
     distinct = list({frozenset(d): d for d in drop_sets}.items())
     bs = int(ckpt.get("train_config", {}).get("eval_batch_size", 256))
     # rates are made lazily in this process, so only a few input sets' rates are in memory at once
-    tasks = (delayed(_score)(targets, dropped_rates(model, p, d, bs, device), layout, bin_width_ms, threads)
-             for _, d in distinct)
+    tasks = (
+        delayed(_score)(targets, dropped_rates(model, p, d, bs, device), layout, bin_width_ms, threads)
+        for _, d in distinct
+    )
     scores = Parallel(n_jobs=n_jobs, pre_dispatch="2*n_jobs")(tasks)
     return {key: metrics for (key, _), metrics in zip(distinct, scores)}
 
 
-def neuron_dropping(tensors: str | os.PathLike, stndt: MemberSet, out_csv: str | os.PathLike | None,
-                    ndt: MemberSet | None = None, n_members: int | None = 3, n_random: int = 3,
-                    ks: Sequence[int] | None = None, seed: int = 0, n_jobs: int = 1, threads: int | None = 1,
-                    device: str = "cpu") -> pd.DataFrame:
+def neuron_dropping(
+    tensors: str | os.PathLike,
+    stndt: MemberSet,
+    out_csv: str | os.PathLike | None,
+    ndt: MemberSet | None = None,
+    n_members: int | None = 3,
+    n_random: int = 3,
+    ks: Sequence[int] | None = None,
+    seed: int = 0,
+    n_jobs: int = 1,
+    threads: int | None = 1,
+    device: str = "cpu",
+) -> pd.DataFrame:
     """Run the dropping analysis on the val-phase tensors `tensors` and write the tidy table to `out_csv`.
 
     Rows: model (STNDT / NDT), order (attention / random), member, order_from (the STNDT member whose
@@ -224,16 +247,26 @@ def neuron_dropping(tensors: str | os.PathLike, stndt: MemberSet, out_csv: str |
                 members.append((nd, *load_member(nd.path, device)))
             for m, model, ckpt in members:
                 if model.cfg.n_heldin != n_heldin:
-                    raise ValueError(f"{m.path}: model has {model.cfg.n_heldin} held-in neurons, "
-                                     f"{tensors} has {n_heldin}")
-                scores = _score_inputs(model, ckpt, p, targets, layout, bw, [d for *_, d in plan], n_jobs,
-                                       threads, device)
+                    raise ValueError(
+                        f"{m.path}: model has {model.cfg.n_heldin} held-in neurons, {tensors} has {n_heldin}"
+                    )
+                scores = _score_inputs(
+                    model, ckpt, p, targets, layout, bw, [d for *_, d in plan], n_jobs, threads, device
+                )
                 for name, s, k, dropped in plan:
-                    rows.append({"model": m.model_name, "order": name, "member": m.member,
-                                 "order_from": st.member, "seed": s, "k": k,
-                                 "dropped": " ".join(map(str, dropped)), **scores[frozenset(dropped)]})
-                log.info("neuron dropping: %s %s done (%d distinct inputs scored)", m.model_name, m.member,
-                         len(scores))
+                    rows.append(
+                        {
+                            "model": m.model_name,
+                            "order": name,
+                            "member": m.member,
+                            "order_from": st.member,
+                            "seed": s,
+                            "k": k,
+                            "dropped": " ".join(map(str, dropped)),
+                            **scores[frozenset(dropped)],
+                        }
+                    )
+                log.info("neuron dropping: %s %s done (%d distinct inputs scored)", m.model_name, m.member, len(scores))
     table = pd.DataFrame(rows)
     table["seed"] = table["seed"].astype("Int64")
     metrics = [c for c in METRICS if c in table.columns]

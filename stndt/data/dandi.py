@@ -8,14 +8,16 @@ renamed only once complete, size-checked and verified) and retried with backoff 
 errors, resuming from the bytes already received. A digest mismatch downloads once more; a second
 one is an error naming the asset and both digests.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -36,9 +38,9 @@ _WANTED = ("desc-train", "desc-test")
 
 @dataclass(frozen=True)
 class DownloadConfig:
-    version: str | None = None      # dandiset version; None = most recent published, else draft
+    version: str | None = None  # dandiset version; None = most recent published, else draft
     retries: int = 5
-    backoff_s: float = 2.0          # first wait; doubles after each failure
+    backoff_s: float = 2.0  # first wait; doubles after each failure
     chunk_size: int = 1 << 22
 
 
@@ -51,8 +53,11 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
     try:
         import requests
 
-        errors += [requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                   requests.exceptions.ChunkedEncodingError]
+        errors += [
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ]
     except ImportError:  # pragma: no cover - requests ships with dandi
         pass
     return tuple(errors)
@@ -60,19 +65,25 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
 
 def nlb_assets(dandiset: Any, folder: str) -> list[Any]:
     """The train and test NWB assets of an NLB dandiset (by their `desc-train` / `desc-test` names)."""
-    assets = [a for a in dandiset.get_assets_with_path_prefix(folder + "/")
-              if a.path.endswith(".nwb") and any(w in a.path for w in _WANTED)]
+    assets = [
+        a
+        for a in dandiset.get_assets_with_path_prefix(folder + "/")
+        if a.path.endswith(".nwb") and any(w in a.path for w in _WANTED)
+    ]
     kinds = {w for a in assets for w in _WANTED if w in a.path}
     if kinds != set(_WANTED):
         found = ", ".join(a.path for a in assets) or "nothing"
-        raise RuntimeError(f"dandiset {dandiset.identifier}: expected a desc-train and a desc-test NWB file "
-                           f"under {folder}/, found {found}")
+        raise RuntimeError(
+            f"dandiset {dandiset.identifier}: expected a desc-train and a desc-test NWB file "
+            f"under {folder}/, found {found}"
+        )
     return sorted(assets, key=lambda a: a.path)
 
 
 @dataclass(frozen=True)
 class Digest:
     """A digest as DANDI names it: `algorithm` is a DigestType value (e.g. "dandi:sha2-256")."""
+
     algorithm: str
     value: str
 
@@ -135,14 +146,14 @@ def _actual_digest(dest: Path, algorithm: str) -> str:
     return cached_digest(dest, algorithm) or local_digest(dest, algorithm)
 
 
-def download_asset(asset: Any, dest: Path, cfg: DownloadConfig = DownloadConfig(),
-                   sleep: Callable[[float], None] = time.sleep) -> bool:
+def download_asset(
+    asset: Any, dest: Path, cfg: DownloadConfig = DownloadConfig(), sleep: Callable[[float], None] = time.sleep
+) -> bool:
     """Download one asset to `dest`, verified. Returns False when a verified copy was already there."""
     size = int(asset.size)
     expected = published_digest(asset)
     if expected is None:
-        log.warning("%s: the archive publishes no sha2-256 or dandi-etag digest; checking the size only",
-                    asset.path)
+        log.warning("%s: the archive publishes no sha2-256 or dandi-etag digest; checking the size only", asset.path)
     if dest.exists() and dest.stat().st_size == size:
         if expected is None:
             log.info("%s: already complete (%d bytes), skipped", dest, size)
@@ -153,8 +164,13 @@ def download_asset(asset: Any, dest: Path, cfg: DownloadConfig = DownloadConfig(
                 record_digest(dest, expected)
             log.info("%s: already complete and verified (%s), skipped", dest, expected.algorithm)
             return False
-        log.warning("%s: cached copy has %s %s, the archive publishes %s; downloading it again",
-                    dest, expected.algorithm, actual, expected.value)
+        log.warning(
+            "%s: cached copy has %s %s, the archive publishes %s; downloading it again",
+            dest,
+            expected.algorithm,
+            actual,
+            expected.value,
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     for attempt in (1, 2):
@@ -166,10 +182,17 @@ def download_asset(asset: Any, dest: Path, cfg: DownloadConfig = DownloadConfig(
             break
         part.unlink(missing_ok=True)
         if attempt == 2:
-            raise RuntimeError(f"{asset.path}: downloaded twice, both with the wrong {expected.algorithm}: "
-                               f"expected {expected.value}, got {actual}; nothing kept")
-        log.warning("%s: downloaded file has %s %s, the archive publishes %s; downloading once more",
-                    asset.path, expected.algorithm, actual, expected.value)
+            raise RuntimeError(
+                f"{asset.path}: downloaded twice, both with the wrong {expected.algorithm}: "
+                f"expected {expected.value}, got {actual}; nothing kept"
+            )
+        log.warning(
+            "%s: downloaded file has %s %s, the archive publishes %s; downloading once more",
+            asset.path,
+            expected.algorithm,
+            actual,
+            expected.value,
+        )
     _sidecar(dest).unlink(missing_ok=True)  # the old record must never vouch for the new bytes
     part.replace(dest)
     if expected is not None:
@@ -199,8 +222,9 @@ def _fetch(asset: Any, part: Path, size: int, cfg: DownloadConfig, sleep: Callab
                 if attempt == cfg.retries:
                     part.unlink(missing_ok=True)
                     raise RuntimeError(f"{asset.path}: download failed after {cfg.retries + 1} attempts: {e}") from e
-                log.warning("%s: transient error (%s); retry %d/%d in %.0f s", asset.path, e,
-                            attempt + 1, cfg.retries, wait)
+                log.warning(
+                    "%s: transient error (%s); retry %d/%d in %.0f s", asset.path, e, attempt + 1, cfg.retries, wait
+                )
                 sleep(wait)
                 wait *= 2
             except OSError as e:
@@ -215,8 +239,9 @@ def _fetch(asset: Any, part: Path, size: int, cfg: DownloadConfig, sleep: Callab
         raise RuntimeError(f"{asset.path}: downloaded {got} bytes, the archive says {size}; nothing kept")
 
 
-def download_dataset(name: str, raw_dir: Path, cfg: DownloadConfig = DownloadConfig(),
-                     client: Any = None) -> list[Path]:
+def download_dataset(
+    name: str, raw_dir: Path, cfg: DownloadConfig = DownloadConfig(), client: Any = None
+) -> list[Path]:
     """Fetch the train and test NWB files of NLB dataset `name` into `raw_dir`; return their paths."""
     info = nlb_dataset(name)
     if client is None:
@@ -230,4 +255,3 @@ def download_dataset(name: str, raw_dir: Path, cfg: DownloadConfig = DownloadCon
         download_asset(asset, dest, cfg)
         paths.append(dest)
     return paths
-

@@ -4,6 +4,7 @@ nlb_tools fails on bad input with bare KeyErrors/AttributeErrors deep inside pan
 behaviour series with only a log warning). These checks turn every such case into one error that names
 the file and the missing field. The field lists are read from nlb_tools' own PARAMS table.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -102,17 +103,23 @@ def _check_obs_intervals(path: Path, ids: np.ndarray, intervals: np.ndarray, off
     """Every unit needs finite [start, end] pairs: nlb_tools takes the data end from each unit's last
     pair (`x[-1][-1]`, an IndexError for a unit without one) and masks bins outside them."""
     if intervals.ndim != 2 or intervals.shape[1] != 2:
-        raise NWBLayoutError(f"{path}: units 'obs_intervals' has shape {intervals.shape[1:]} per interval; "
-                             "it must hold [start, end] pairs in seconds")
+        raise NWBLayoutError(
+            f"{path}: units 'obs_intervals' has shape {intervals.shape[1:]} per interval; "
+            "it must hold [start, end] pairs in seconds"
+        )
     empty = np.flatnonzero(np.diff(offsets) == 0)
     if len(empty):
-        raise NWBLayoutError(f"{_unit_label(path, ids, int(empty[0]), 'obs_intervals')} is empty; every unit "
-                             "needs at least one [start, end] interval")
+        raise NWBLayoutError(
+            f"{_unit_label(path, ids, int(empty[0]), 'obs_intervals')} is empty; every unit "
+            "needs at least one [start, end] interval"
+        )
     bad = np.flatnonzero(~np.isfinite(intervals).all(axis=1) | (intervals[:, 0] > intervals[:, 1]))
     if len(bad):
         row = _row_of(offsets, int(bad[0]))
-        raise NWBLayoutError(f"{_unit_label(path, ids, row, 'obs_intervals')} has the interval "
-                             f"{intervals[bad[0]].tolist()}; intervals must be finite with start <= end")
+        raise NWBLayoutError(
+            f"{_unit_label(path, ids, row, 'obs_intervals')} has the interval "
+            f"{intervals[bad[0]].tolist()}; intervals must be finite with start <= end"
+        )
 
 
 def _recording_end_ms(intervals: np.ndarray, offsets: np.ndarray) -> int:
@@ -128,14 +135,17 @@ def _outside(times: np.ndarray, intervals: np.ndarray) -> np.ndarray:
     return (last < 0) | (times > ends[np.maximum(last, 0)])
 
 
-def _spike_error(path: Path, ids: np.ndarray, offsets: np.ndarray, bad: np.ndarray, times: np.ndarray,
-                 what: str) -> NWBLayoutError:
+def _spike_error(
+    path: Path, ids: np.ndarray, offsets: np.ndarray, bad: np.ndarray, times: np.ndarray, what: str
+) -> NWBLayoutError:
     """Error for the first offending spike (flat position bad[0]), with how many there are in all."""
     first = int(bad[0])
     row = _row_of(offsets, first)
     more = f" ({len(bad)} such spike times in this file)" if len(bad) > 1 else ""
-    return NWBLayoutError(f"{_unit_label(path, ids, row, 'spike_times')}: spike {first - offsets[row]} of the "
-                          f"unit is {times[first]} s, {what}{more}")
+    return NWBLayoutError(
+        f"{_unit_label(path, ids, row, 'spike_times')}: spike {first - offsets[row]} of the "
+        f"unit is {times[first]} s, {what}{more}"
+    )
 
 
 def _check_spike_times(path: Path, units, ids: np.ndarray) -> None:
@@ -155,20 +165,41 @@ def _check_spike_times(path: Path, units, ids: np.ndarray) -> None:
         raise _spike_error(path, ids, offsets, bad, times, "not a finite number")
     bad = np.flatnonzero(times < 0)
     if len(bad):
-        raise _spike_error(path, ids, offsets, bad, times, "negative; spike times are seconds from the "
-                           "start of the recording (nlb_tools would wrap it to the end of the recording)")
+        raise _spike_error(
+            path,
+            ids,
+            offsets,
+            bad,
+            times,
+            "negative; spike times are seconds from the "
+            "start of the recording (nlb_tools would wrap it to the end of the recording)",
+        )
     n_bins = _recording_end_ms(intervals, iv_offsets)
     bad = np.flatnonzero(np.round(times * 1000.0, 6).astype(np.int64) >= n_bins)  # nlb_tools' own binning
     if len(bad):
-        raise _spike_error(path, ids, offsets, bad, times, f"past the end of the recording at {n_bins / 1000} s "
-                           "(the latest end in 'obs_intervals'); nlb_tools cannot bin it")
+        raise _spike_error(
+            path,
+            ids,
+            offsets,
+            bad,
+            times,
+            f"past the end of the recording at {n_bins / 1000} s "
+            "(the latest end in 'obs_intervals'); nlb_tools cannot bin it",
+        )
     for row in range(len(ids)):  # one vectorised pass per unit (hundreds), never one per spike
         lo, hi = offsets[row], offsets[row + 1]
-        out = np.flatnonzero(_outside(times[lo:hi], intervals[iv_offsets[row]:iv_offsets[row + 1]]))
+        out = np.flatnonzero(_outside(times[lo:hi], intervals[iv_offsets[row] : iv_offsets[row + 1]]))
         if len(out):
-            raise _spike_error(path, ids, offsets, lo + out, times, "outside the unit's 'obs_intervals' "
-                               f"{intervals[iv_offsets[row]:iv_offsets[row + 1]].tolist()}, when the unit was not "
-                               "observed")
+            raise _spike_error(
+                path,
+                ids,
+                offsets,
+                lo + out,
+                times,
+                "outside the unit's 'obs_intervals' "
+                f"{intervals[iv_offsets[row] : iv_offsets[row + 1]].tolist()}, when the unit was not "
+                "observed",
+            )
 
 
 def _check_units(path: Path, nwbfile, is_train: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -181,13 +212,17 @@ def _check_units(path: Path, nwbfile, is_train: bool) -> tuple[np.ndarray, np.nd
     ids = np.asarray(nwbfile.units.id[:])
     heldout = np.asarray(nwbfile.units["heldout"][:], dtype=bool)
     if is_train and not heldout.any():
-        raise NWBLayoutError(f"{path}: no held-out units (units 'heldout' is False for every unit); "
-                             "the train file of an NLB dataset must contain held-out units")
+        raise NWBLayoutError(
+            f"{path}: no held-out units (units 'heldout' is False for every unit); "
+            "the train file of an NLB dataset must contain held-out units"
+        )
     for group, mask in (("held-in", ~heldout), ("held-out", heldout)):
         uniq, counts = np.unique(ids[mask], return_counts=True)
         if (counts > 1).any():  # nlb_tools labels spike columns by id; pandas cannot align duplicates
-            raise NWBLayoutError(f"{path}: {group} units share the id(s) {uniq[counts > 1][:_SHOWN_IDS].tolist()} "
-                                 "(units table 'id'); unit ids must be unique")
+            raise NWBLayoutError(
+                f"{path}: {group} units share the id(s) {uniq[counts > 1][:_SHOWN_IDS].tolist()} "
+                "(units table 'id'); unit ids must be unique"
+            )
     _check_spike_times(path, nwbfile.units, ids)
     return ids, heldout
 
@@ -224,10 +259,16 @@ def check_nwb_file(path: Path, layout: str) -> dict:
         if is_train:
             series = behaviour_series(layout)
             if series and series not in _timeseries_names(nwbfile):
-                raise NWBLayoutError(f"{path}: no behaviour TimeSeries named '{series}' in acquisition or "
-                                     f"a processing module (required by the {layout} layout)")
-        return {"splits": splits, "heldin_ids": np.sort(ids[~heldout]), "n_heldin": int((~heldout).sum()),
-                "n_heldout": int(heldout.sum())}
+                raise NWBLayoutError(
+                    f"{path}: no behaviour TimeSeries named '{series}' in acquisition or "
+                    f"a processing module (required by the {layout} layout)"
+                )
+        return {
+            "splits": splits,
+            "heldin_ids": np.sort(ids[~heldout]),
+            "n_heldin": int((~heldout).sum()),
+            "n_heldout": int(heldout.sum()),
+        }
     finally:
         io.close()
 
@@ -266,4 +307,5 @@ def _check_same_heldin_ids(raw_dir: Path, summaries: dict[Path, dict]) -> None:
         raise NWBLayoutError(
             f"{raw_dir}: held-in unit ids differ between {ref.name} ({len(want)} held-in units) and {f.name} "
             f"({len(have)} held-in units); nlb_tools matches units across the files by id (units table 'id'). "
-            f"Only in {ref.name}: {only_ref}; only in {f.name}: {only_f} (at most {_SHOWN_IDS} shown each)")
+            f"Only in {ref.name}: {only_ref}; only in {f.name}: {only_f} (at most {_SHOWN_IDS} shown each)"
+        )

@@ -3,14 +3,15 @@
 A raw folder is built under a temporary name and renamed when complete, so a crash never leaves a
 folder that looks like a finished dataset; an existing folder is never overwritten.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from stndt.data.nwb_checks import check_raw_dir
 from stndt.io import default_dir_mode

@@ -6,17 +6,18 @@ synthetic data, whose generator also writes the complete hidden recording).
 Key names are nlb_tools' own; the evaluation targets are nlb_tools' make_eval_target_tensors dict, kept
 under the group `targets` so `nlb_tools.evaluation.evaluate` can read it unchanged.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from stndt.datasets import PHASE_SPLITS, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset, nlb_key
 from stndt.data.nwb_checks import NWBLayoutError, check_raw_dir
+from stndt.datasets import PHASE_SPLITS, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset, nlb_key
 from stndt.io import save_h5
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ def input_tensors(dataset, layout: str, phase: str) -> dict[str, np.ndarray]:
     from nlb_tools.make_tensors import make_eval_input_tensors, make_train_input_tensors
 
     train_split, eval_split = PHASE_SPLITS[phase]
-    train = make_train_input_tensors(dataset, layout, trial_split=train_split, save_file=False,
-                                     include_forward_pred=True)
+    train = make_train_input_tensors(
+        dataset, layout, trial_split=train_split, save_file=False, include_forward_pred=True
+    )
     evals = make_eval_input_tensors(dataset, layout, trial_split=eval_split, save_file=False)
     return {**train, **evals}
 
@@ -74,12 +76,17 @@ def target_tensors(dataset, layout: str, phase: str) -> dict:
     from nlb_tools.make_tensors import make_eval_target_tensors
 
     train_split, eval_split = PHASE_SPLITS[phase]
-    return make_eval_target_tensors(dataset, layout, train_trial_split=train_split, eval_trial_split=eval_split,
-                                    save_file=False, include_psth=has_psth(layout))
+    return make_eval_target_tensors(
+        dataset,
+        layout,
+        train_trial_split=train_split,
+        eval_trial_split=eval_split,
+        save_file=False,
+        include_psth=has_psth(layout),
+    )
 
 
-def build_phase(raw_dir: Path, layout: str, phase: str, bin_width_ms: int,
-                hidden_path: Path | None = None) -> dict:
+def build_phase(raw_dir: Path, layout: str, phase: str, bin_width_ms: int, hidden_path: Path | None = None) -> dict:
     """All tensors of one phase as the nested dict written to `{dataset}/tensors/{phase}.h5`."""
     if phase not in PHASE_SPLITS:
         raise ValueError(f"phase must be one of {sorted(PHASE_SPLITS)}, got {phase!r}")
@@ -110,8 +117,10 @@ def _check_finite(data: dict, where: Path) -> None:
     for key, value in data.items():
         if isinstance(value, np.ndarray) and key.endswith(("heldin", "heldout", "forward")):
             if not np.isfinite(value).all():
-                raise NWBLayoutError(f"{where}: tensor '{key}' has NaN/inf entries (spikes outside obs_intervals "
-                                     "or inside a trial window?)")
+                raise NWBLayoutError(
+                    f"{where}: tensor '{key}' has NaN/inf entries (spikes outside obs_intervals "
+                    "or inside a trial window?)"
+                )
 
 
 def read_layout(path: Path) -> tuple[str, int]:

@@ -7,26 +7,37 @@ estimate: the ranking and N are chosen on one half of the val eval trials and sc
 
 Member rates may be given in memory (rates dicts) or as paths to rates files; paths are read one at a
 time so the curve over 120 full-size members never holds more than one member plus a running sum.
+The ranked ids need not be members: with evaluation.candidates 'checkpoints' (stndt.candidates) they are
+every member's candidate checkpoints (`m003`, `m003@masked_loss`, ...; CandidateRates read one group of a
+candidates file), as the reference's nlb_ensemble.py ranks every checkpoint file, and `max_n`
+(evaluation.max_size; the reference: 2) caps N.
 """
+
 from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from stndt.candidates import CandidateRates
 from stndt.datasets import CO_BPS, LOWER_IS_BETTER, METRICS, nlb_key
 from stndt.evaluate.metrics import RATE_KEYS, bps_metrics, co_bps, group, load_rates, normalize_cond_idx, score
 
 log = logging.getLogger(__name__)
 
-RatesLike = Mapping | str | os.PathLike
+# rates in memory, a rates file, or one extra candidate checkpoint's group of a candidates file
+RatesLike = Mapping | str | os.PathLike | CandidateRates
 #: Target arrays indexed by eval trial along axis 0 (sliced by `subset_eval_trials`).
 EVAL_TRIAL_TARGET_KEYS: tuple[str, ...] = (
-    "eval_spikes_heldout", "eval_behavior", "eval_spikes_heldin_forward", "eval_spikes_heldout_forward",
-    "eval_decode_mask", "eval_jitter",
+    "eval_spikes_heldout",
+    "eval_behavior",
+    "eval_spikes_heldin_forward",
+    "eval_spikes_heldout_forward",
+    "eval_decode_mask",
+    "eval_jitter",
 )
 EVAL_TRIAL_RATE_KEYS: tuple[str, ...] = tuple(k for k in RATE_KEYS if k.startswith("eval_"))
 
@@ -45,8 +56,7 @@ def rank_members(table: pd.DataFrame, metric: str = CO_BPS, id_col: str = "membe
     ok = table[[id_col, metric]].copy()
     bad = ok[metric].isna()
     if bad.any():
-        log.warning("ranking skips %d member(s) without %s: %s", int(bad.sum()), metric,
-                    list(ok.loc[bad, id_col]))
+        log.warning("ranking skips %d member(s) without %s: %s", int(bad.sum()), metric, list(ok.loc[bad, id_col]))
         ok = ok[~bad]
     if ok.empty:
         raise ValueError(f"no member has a value for '{metric}'")
@@ -97,8 +107,9 @@ def _map(d: Mapping, fn: Callable, what: str, path: str = "") -> dict:
 
 def _add_into(total: dict, rates: Mapping, what: str, path: str = "") -> None:
     if set(total) != set(rates):
-        raise KeyError(f"{what}: keys {sorted(rates)} at '{path or '/'}' differ from the first member's "
-                       f"{sorted(total)}")
+        raise KeyError(
+            f"{what}: keys {sorted(rates)} at '{path or '/'}' differ from the first member's {sorted(total)}"
+        )
     for k, v in rates.items():
         p = f"{path}/{k}"
         if isinstance(total[k], dict):
@@ -115,7 +126,13 @@ def _add_into(total: dict, rates: Mapping, what: str, path: str = "") -> None:
 def _get(member_rates: Mapping[str, RatesLike], member: str) -> Mapping:
     if member not in member_rates:
         raise KeyError(f"no rates for member '{member}'")
-    r = member_rates[member]
+    return load_rates_like(member_rates[member])
+
+
+def load_rates_like(r: RatesLike) -> Mapping:
+    """The rates dict of a RatesLike: loaded from its file (a candidate: only its group), or `r` itself."""
+    if isinstance(r, CandidateRates):
+        return r.load()
     return load_rates(r) if isinstance(r, (str, os.PathLike)) else r
 
 
@@ -132,8 +149,14 @@ def ensemble_rates(member_rates: Mapping[str, RatesLike], members: Sequence[str]
 # ----------------------------------------------------------------------------------------------------
 # curve and size choice
 # ----------------------------------------------------------------------------------------------------
-def ensemble_curve(member_rates: Mapping[str, RatesLike], ranking: Sequence[str], targets: Mapping,
-                   layout: str, bin_width_ms: int, max_n: int | None = None) -> pd.DataFrame:
+def ensemble_curve(
+    member_rates: Mapping[str, RatesLike],
+    ranking: Sequence[str],
+    targets: Mapping,
+    layout: str,
+    bin_width_ms: int,
+    max_n: int | None = None,
+) -> pd.DataFrame:
     """Metrics (nlb_tools evaluate) of the average of the top N ranked members, for N = 1..M.
 
     Returns a DataFrame with columns `n`, `member` (the N-th member added) and the layout's metrics.
@@ -176,8 +199,9 @@ def split_halves(n_eval: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[:half]), np.sort(perm[half:])
 
 
-def subset_eval_trials(targets: Mapping | None, rates: Mapping | None, idx,
-                       key: str | None = None) -> tuple[dict | None, dict | None]:
+def subset_eval_trials(
+    targets: Mapping | None, rates: Mapping | None, idx, key: str | None = None
+) -> tuple[dict | None, dict | None]:
     """Restrict targets and/or rates ({nlb_key: {...}}) to the eval trials `idx` (in that order).
 
     Eval-trial arrays are sliced along axis 0; `eval_cond_idx` is remapped to positions in `idx`
@@ -186,14 +210,21 @@ def subset_eval_trials(targets: Mapping | None, rates: Mapping | None, idx,
     """
     idx = np.asarray(idx)
     if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"subset_eval_trials: idx must be a non-empty 1-d integer array, got {idx.dtype} "
-                         f"shape {idx.shape}")
+        raise ValueError(
+            f"subset_eval_trials: idx must be a non-empty 1-d integer array, got {idx.dtype} shape {idx.shape}"
+        )
     if len(np.unique(idx)) != idx.size:
         raise ValueError("subset_eval_trials: idx has repeated trials")
-    out_t = None if targets is None else {k: _subset_targets(g, idx, f"targets['{k}']")
-                                           for k, g in _groups(targets, key, "targets").items()}
-    out_r = None if rates is None else {k: _subset_rates(g, idx, f"rates['{k}']")
-                                         for k, g in _groups(rates, key, "rates").items()}
+    out_t = (
+        None
+        if targets is None
+        else {k: _subset_targets(g, idx, f"targets['{k}']") for k, g in _groups(targets, key, "targets").items()}
+    )
+    out_r = (
+        None
+        if rates is None
+        else {k: _subset_rates(g, idx, f"rates['{k}']") for k, g in _groups(rates, key, "rates").items()}
+    )
     return out_t, out_r
 
 
@@ -235,8 +266,7 @@ def _subset_targets(tgt: Mapping, idx: np.ndarray, where: str) -> dict:
         for c, members in enumerate(conds):
             if n_eval is not None and members.size and (members.max() >= n_eval or members.min() < 0):
                 raise IndexError(f"{where}['eval_cond_idx'][{c}]: index outside {n_eval} eval trials")
-            remapped[c] = np.sort(np.array([new_pos[int(t)] for t in members if int(t) in new_pos],
-                                           dtype=np.int64))
+            remapped[c] = np.sort(np.array([new_pos[int(t)] for t in members if int(t) in new_pos], dtype=np.int64))
         out["eval_cond_idx"] = remapped
     return out
 
@@ -258,15 +288,25 @@ def _n_eval(targets: Mapping, key: str) -> int:
     return int(np.asarray(group(targets, key, "targets")["eval_spikes_heldout"]).shape[0])
 
 
-def honest_estimate(member_rates: Mapping[str, RatesLike], targets: Mapping, layout: str,
-                    bin_width_ms: int, seed: int = 0, members: Sequence[str] | None = None,
-                    metric: str = CO_BPS) -> dict:
+def honest_estimate(
+    member_rates: Mapping[str, RatesLike],
+    targets: Mapping,
+    layout: str,
+    bin_width_ms: int,
+    seed: int = 0,
+    members: Sequence[str] | None = None,
+    metric: str = CO_BPS,
+    max_n: int | None = None,
+    single_from: Sequence[str] | None = None,
+) -> dict:
     """Split-half estimate of the chosen ensemble's val metrics, free of selection on the scored trials.
 
     The val eval trials are split in two halves (seeded). On the `fit` half the members are ranked by
     their own co-bps there and N is chosen by the ensemble co-bps there; that ensemble is scored with
     nlb_tools evaluate() on the other half. Done both ways; `metrics` is the mean of the two scores.
-    Choosing uses nlb_tools' bits_per_spike (co-bps), so only `metric=co-bps` is supported.
+    Choosing uses nlb_tools' bits_per_spike (co-bps), so only `metric=co-bps` is supported. `max_n` caps
+    N (evaluation.max_size); `single` is the best of `single_from` (default: of all) on the fit half, so a
+    pool of candidate checkpoints still reports its best member's (best co-bps checkpoint's) estimate.
     """
     if metric != CO_BPS:
         raise ValueError(f"honest_estimate chooses by {CO_BPS} only, got {metric!r}")
@@ -277,13 +317,16 @@ def honest_estimate(member_rates: Mapping[str, RatesLike], targets: Mapping, lay
     halves = split_halves(_n_eval(targets, key), seed)
 
     # One pass over the members: keep only their eval held-out rates (enough for co-bps on a half).
-    heldout = {m: np.asarray(group(_get(member_rates, m), key, f"rates of member '{m}'")
-                             ["eval_rates_heldout"], dtype=np.float64) for m in ids}
+    heldout = {
+        m: np.asarray(
+            group(_get(member_rates, m), key, f"rates of member '{m}'")["eval_rates_heldout"], dtype=np.float64
+        )
+        for m in ids
+    }
     half_targets = [subset_eval_trials(targets, None, h, key)[0] for h in halves]
 
     def bps(rates_heldout: np.ndarray, h: int) -> float:
-        return co_bps(half_targets[h], {key: {"eval_rates_heldout": rates_heldout[halves[h]]}},
-                      layout, bin_width_ms)
+        return co_bps(half_targets[h], {key: {"eval_rates_heldout": rates_heldout[halves[h]]}}, layout, bin_width_ms)
 
     results = []
     for fit, held in ((0, 1), (1, 0)):
@@ -291,14 +334,15 @@ def honest_estimate(member_rates: Mapping[str, RatesLike], targets: Mapping, lay
         ranking = rank_members(member_bps)
         running = np.zeros_like(heldout[ranking[0]])
         curve = []
-        for n, m in enumerate(ranking, start=1):
+        for n, m in enumerate(ranking[: max_n or len(ranking)], start=1):
             running += heldout[m]
             curve.append({"n": n, CO_BPS: bps(running / n, fit)})
         n_best = choose_size(pd.DataFrame(curve))
         chosen = ranking[:n_best]
 
         def held_score(members: Sequence[str]) -> dict:
-            t_held, r_held = subset_eval_trials(targets, ensemble_rates(member_rates, members), halves[held], key)
+            idx = halves[held]  # noqa: B023 (called within this iteration)
+            t_held, r_held = subset_eval_trials(targets, ensemble_rates(member_rates, members), idx, key)
             try:
                 return score(t_held, r_held, layout, bin_width_ms)
             except ValueError as err:  # e.g. DMFC_RSG's tp corr needs 2+ trials of a condition in the half
@@ -306,9 +350,18 @@ def honest_estimate(member_rates: Mapping[str, RatesLike], targets: Mapping, lay
                 return bps_metrics(t_held, r_held, layout, bin_width_ms)
 
         held_metrics = held_score(chosen)
-        single = held_metrics if n_best == 1 else held_score(ranking[:1])
-        results.append({"n": n_best, "members": chosen, "fit_trials": halves[fit].tolist(),
-                        "score_trials": halves[held].tolist(), "metrics": held_metrics, "single": single})
+        singles = ranking if single_from is None else [m for m in ranking if m in set(single_from)]
+        single = held_metrics if chosen == singles[:1] else held_score(singles[:1])
+        results.append(
+            {
+                "n": n_best,
+                "members": chosen,
+                "fit_trials": halves[fit].tolist(),
+                "score_trials": halves[held].tolist(),
+                "metrics": held_metrics,
+                "single": single,
+            }
+        )
 
     def mean_of(part: str) -> dict:
         names = [m for m in METRICS if all(m in r[part] for r in results)]
@@ -322,16 +375,25 @@ def honest_estimate(member_rates: Mapping[str, RatesLike], targets: Mapping, lay
 # ----------------------------------------------------------------------------------------------------
 # the whole selection, for ensemble.json
 # ----------------------------------------------------------------------------------------------------
-def select_ensemble(member_rates: Mapping[str, RatesLike], ranking: Sequence[str] | pd.DataFrame,
-                    targets: Mapping, layout: str, bin_width_ms: int,
-                    curve: pd.DataFrame | None = None, seed: int = 0,
-                    member_rates_test: Mapping[str, RatesLike] | None = None,
-                    targets_test: Mapping | None = None) -> dict:
+def select_ensemble(
+    member_rates: Mapping[str, RatesLike],
+    ranking: Sequence[str] | pd.DataFrame,
+    targets: Mapping,
+    layout: str,
+    bin_width_ms: int,
+    curve: pd.DataFrame | None = None,
+    seed: int = 0,
+    member_rates_test: Mapping[str, RatesLike] | None = None,
+    targets_test: Mapping | None = None,
+    max_n: int | None = None,
+    single_from: Sequence[str] | None = None,
+) -> dict:
     """Choose the ensemble and collect what `ensemble.json` records.
 
     `ranking`: member ids best first, or the member table (ranked here by val co-bps).
     `curve`: the val ensemble curve if already computed (else computed here).
     Test metrics are added only when both test targets and the members' test rates are given.
+    `max_n` caps the size (evaluation.max_size); `single_from`: see honest_estimate.
     Returns {n, members (rank order), ranking, val, honest, test?}; the `honest` halves drop their trial
     lists (they are reproducible from the seed) to keep the JSON small.
     """
@@ -339,13 +401,17 @@ def select_ensemble(member_rates: Mapping[str, RatesLike], ranking: Sequence[str
         ranking = rank_members(ranking)
     ranking = [str(m) for m in ranking]
     if curve is None:
-        curve = ensemble_curve(member_rates, ranking, targets, layout, bin_width_ms)
+        curve = ensemble_curve(member_rates, ranking, targets, layout, bin_width_ms, max_n=max_n)
+    if max_n is not None and len(curve) > max_n:
+        raise ValueError(f"ensemble curve has {len(curve)} sizes, more than max_n={max_n}")
     if "member" in curve.columns and list(curve["member"].astype(str)) != ranking[: len(curve)]:
         raise ValueError("ensemble curve was computed for a different member ranking")
     n = choose_size(curve)
     row = curve.loc[curve["n"] == n].iloc[0]
     val = {m: float(row[m]) for m in METRICS if m in curve.columns and pd.notna(row[m])}
-    honest = honest_estimate(member_rates, targets, layout, bin_width_ms, seed=seed, members=ranking)
+    honest = honest_estimate(
+        member_rates, targets, layout, bin_width_ms, seed=seed, members=ranking, max_n=max_n, single_from=single_from
+    )
     out = {
         "n": n,
         "members": ranking[:n],
@@ -355,8 +421,10 @@ def select_ensemble(member_rates: Mapping[str, RatesLike], ranking: Sequence[str
             "seed": honest["seed"],
             "metrics": honest["metrics"],
             "single": honest["single"],
-            "halves": [{k: v for k, v in h.items() if not k.endswith("_trials")} | {"n_trials": len(h["score_trials"])}
-                       for h in honest["halves"]],
+            "halves": [
+                {k: v for k, v in h.items() if not k.endswith("_trials")} | {"n_trials": len(h["score_trials"])}
+                for h in honest["halves"]
+            ],
         },
     }
     if (targets_test is None) != (member_rates_test is None):

@@ -11,6 +11,7 @@ beside it as the unbiased local estimate ("val holdout (not used for selection)"
 The PSTH targets of psth R2 are condition averages that nlb_tools builds from every trial; they are
 not a selection input (no step selects on psth R2), so scoring holdout trials against them is fair.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,8 +42,9 @@ def holdout_trials(n_eval: int, fraction: float, seed: int, cond_idx=None) -> np
             chosen.append(rng.choice(np.sort(g), size=k, replace=False))
     idx = np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
     if idx.size >= n_eval:
-        raise ValueError(f"evaluation.holdout {fraction}: would leave no val trial for selection "
-                         f"({n_eval} eval trials)")
+        raise ValueError(
+            f"evaluation.holdout {fraction}: would leave no val trial for selection ({n_eval} eval trials)"
+        )
     return idx.astype(np.int64)
 
 

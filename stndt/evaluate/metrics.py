@@ -9,29 +9,43 @@ Besides that: `co_bps` (a fast path used only to *rank/choose* ensemble members;
 own `bits_per_spike` on exactly the arrays evaluate() uses), `rate_r2` (ground-truth comparison for
 synthetic data) and loaders for targets and rates files.
 """
+
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import h5py
 import numpy as np
 from nlb_tools import evaluation as nlb_evaluation
 from sklearn.metrics import r2_score
 
-from stndt.datasets import CO_BPS, FP_BPS, METRICS, RATE_R2, SCALING_DATASETS, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset, \
-    nlb_key
+from stndt.datasets import (
+    CO_BPS,
+    FP_BPS,
+    LAYOUTS,
+    METRICS,
+    SCALING_DATASETS,
+    SCALING_PREFIX,
+    SUPPORTED_BIN_WIDTHS_MS,
+    nlb_dataset,
+    nlb_key,
+)
 from stndt.io import load_h5
 
 log = logging.getLogger(__name__)
 
 #: The six arrays of an NLB submission (rates in spikes per bin).
 RATE_KEYS: tuple[str, ...] = (
-    "train_rates_heldin", "train_rates_heldout",
-    "eval_rates_heldin", "eval_rates_heldout",
-    "eval_rates_heldin_forward", "eval_rates_heldout_forward",
+    "train_rates_heldin",
+    "train_rates_heldout",
+    "eval_rates_heldin",
+    "eval_rates_heldout",
+    "eval_rates_heldin_forward",
+    "eval_rates_heldout_forward",
 )
 #: Target arrays evaluate() always reads.
 REQUIRED_TARGET_KEYS: tuple[str, ...] = ("eval_spikes_heldout", "train_behavior", "eval_behavior")
@@ -51,8 +65,10 @@ def group(data: Mapping, key: str, what: str) -> Mapping:
     if not isinstance(data, Mapping):
         raise TypeError(f"{what}: expected a dict {{'{key}': {{...}}}}, got {type(data).__name__}")
     if key not in data or not isinstance(data[key], Mapping):
-        raise KeyError(f"{what}: no group '{key}' (found: {sorted(map(str, data))}); "
-                       f"the group name must be nlb_key(layout, bin_width_ms)")
+        raise KeyError(
+            f"{what}: no group '{key}' (found: {sorted(map(str, data))}); "
+            f"the group name must be nlb_key(layout, bin_width_ms)"
+        )
     return data[key]
 
 
@@ -63,11 +79,27 @@ def _as_nested(data: Mapping, key: str, marker: str) -> dict:
     return data  # type: ignore[return-value]
 
 
-def _expected_split_name(layout: str, bin_width_ms: int) -> str:
-    """The key under which evaluate() files this dataset's results."""
+def split_name(layout: str, bin_width_ms: int) -> str:
+    """The key under which evaluate() files this dataset's results (`mc_maze_split`, `mc_rtt_20_split`; the
+    three scaling sizes share `mc_maze_scaling_split` / `mc_maze_scaling_20_split`)."""
     if layout in SCALING_DATASETS:
         return "mc_maze_scaling_split" if bin_width_ms == 5 else f"mc_maze_scaling_{bin_width_ms}_split"
     return f"{nlb_key(layout, bin_width_ms)}_split"
+
+
+_SPLIT = re.compile(r"^(?P<name>[a-z0-9_]+?)(?:_(?P<bw>\d+))?_split$")
+
+
+def parse_split_name(split: str) -> tuple[str, int] | None:
+    """(dataset, bin width) of an evaluate() split key, the inverse of `split_name`; the dataset is a layout
+    or `mc_maze_scaling`. None for a key evaluate() never writes."""
+    found = _SPLIT.match(split) if isinstance(split, str) else None
+    if found is None:
+        return None
+    name, bw = found["name"], int(found["bw"] or 5)
+    if (name not in LAYOUTS or name in SCALING_DATASETS) and name != "mc_maze_scaling":
+        return None
+    return (name, bw) if bw in SUPPORTED_BIN_WIDTHS_MS else None
 
 
 def _check_layout(layout: str, bin_width_ms: int) -> str:
@@ -80,37 +112,100 @@ def _check_layout(layout: str, bin_width_ms: int) -> str:
 # ----------------------------------------------------------------------------------------------------
 # scoring
 # ----------------------------------------------------------------------------------------------------
-def flatten_result(result: list, layout: str, bin_width_ms: int) -> dict[str, float]:
-    """Turn evaluate()'s `[{split_name: {metric: value}}]` into {metric: value}.
+def _wrong_split(found: list[str], layout: str, bin_width_ms: int) -> str:
+    """Why the expected split is not among `found`: another bin width, another dataset, or neither."""
+    want = split_name(layout, bin_width_ms)
+    want_name = parse_split_name(want)[0]
+    parsed = {s: parse_split_name(s) for s in found}
+    same_data = [s for s, p in parsed.items() if p and p[0] == want_name]
+    if same_data:
+        widths = sorted({parsed[s][1] for s in same_data})
+        return (
+            f"it holds {same_data}: results for {' and '.join(map(str, widths))} ms bins, but the pipeline "
+            f"bins at {bin_width_ms} ms (bin_width_ms), whose results nlb_tools names '{want}'"
+        )
+    other = [s for s, p in parsed.items() if p]
+    if other:
+        names = sorted({parsed[s][0] for s in other})
+        return (
+            f"it holds results for {', '.join(names)} ({other}), not for layout {layout} (expected '{want}'): "
+            "a result of another dataset"
+        )
+    return f"it holds {found}, none of them a split name nlb_tools' evaluate() writes (expected '{want}')"
 
-    For the MC_Maze scaling sizes evaluate() prefixes each metric with the training-set size
-    (`[100] co-bps`); the prefix is stripped so every layout uses the same names.
+
+def flatten_result(result, layout: str, bin_width_ms: int, where: str = "nlb_tools evaluate()") -> dict[str, float]:
+    """Turn evaluate()'s `[{split_name: {metric: value}}]` into {metric: value}: the one place that maps
+    nlb_tools' result names onto the pipeline's metric names (stndt.datasets.METRICS).
+
+    For the MC_Maze scaling sizes evaluate() files all three sizes under one split and prefixes each
+    metric with the size's trial count (`[100] co-bps`): this layout's prefix is selected and stripped, so
+    every layout uses the same names (a combined submission of the three sizes holds the other two too).
+    Any other shape, a duplicated split, a missing split (another dataset or bin width) or an unknown
+    metric is an EvaluationError whose message starts with `where` (what the result came from). Values
+    are returned as floats; NaN is passed on (evaluate() gives it where a metric is undefined).
     """
-    split = _expected_split_name(layout, bin_width_ms)
+    key = nlb_key(layout, bin_width_ms)
+    split = split_name(layout, bin_width_ms)
+    if not isinstance(result, list):
+        raise EvaluationError(
+            f"{where}: expected a list of {{split name: {{metric: value}}}} (what nlb_tools' "
+            f"evaluate() returns), got {type(result).__name__}"
+        )
     if not result:
         raise EvaluationError(
-            f"nlb_tools evaluate() returned an empty result for {nlb_key(layout, bin_width_ms)}: it found no "
-            "matching group in targets and rates (wrong nlb_key / bin width, or missing eval_rates_heldout / "
-            "eval_spikes_heldout)")
-    found = {}
-    for item in result:
+            f"{where}: an empty result for {key}, no split scored (from evaluate() itself: it "
+            "found no matching group in targets and rates: wrong nlb_key / bin width, or missing "
+            "eval_rates_heldout / eval_spikes_heldout)"
+        )
+    found: dict = {}
+    for i, item in enumerate(result):
+        if not isinstance(item, Mapping) or not all(isinstance(v, Mapping) for v in item.values()):
+            raise EvaluationError(
+                f"{where}: entry {i} is not a {{split name: {{metric: value}}}} mapping: {str(item)[:200]}"
+            )
+        twice = sorted(set(item) & set(found))
+        if twice:
+            raise EvaluationError(f"{where}: split {twice} appears twice (which one is the result?)")
         found.update(item)
     if split not in found:
-        raise EvaluationError(f"nlb_tools evaluate() returned {sorted(found)}, not the expected '{split}'")
-    flat: dict[str, float] = {}
-    for name, value in found[split].items():
-        bare = _PREFIX.sub("", name)
-        if bare in flat:
-            raise EvaluationError(f"evaluate() result '{split}' holds '{bare}' twice (several scaling sizes?)")
-        flat[bare] = float(value)
-    unknown = set(flat) - set(METRICS)
+        raise EvaluationError(
+            f"{where}: no '{split}' (layout {layout}, {bin_width_ms} ms bins): "
+            + _wrong_split(sorted(map(str, found)), layout, bin_width_ms)
+        )
+    metrics = found[split]
+    if layout in SCALING_DATASETS:
+        prefix = SCALING_PREFIX[layout] + " "
+        sizes = sorted({m.split(" ", 1)[0] for m in metrics if _PREFIX.match(m)})
+        bare = sorted(m for m in metrics if not _PREFIX.match(m))
+        if bare:
+            raise EvaluationError(
+                f"{where}: '{split}' holds metric(s) {bare} without the training-set size "
+                f"prefix nlb_tools gives every scaling metric (expected e.g. '{prefix}co-bps')"
+            )
+        metrics = {m[len(prefix) :]: v for m, v in metrics.items() if m.startswith(prefix)}
+        if not metrics:
+            raise EvaluationError(
+                f"{where}: '{split}' holds the scaling size(s) {sizes}, not {prefix.strip()} ({layout})"
+            )
+    unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
-        raise EvaluationError(f"evaluate() returned metrics unknown to stndt.datasets.METRICS: {sorted(unknown)}")
-    return {m: flat[m] for m in METRICS if m in flat}
+        raise EvaluationError(
+            f"{where}: metric(s) {unknown} in '{split}' are unknown to stndt.datasets.METRICS ({', '.join(METRICS)})"
+        )
+    flat: dict[str, float] = {}
+    for name in METRICS:
+        if name in metrics:
+            value = metrics[name]
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise EvaluationError(f"{where}: '{split}' / '{name}' is {value!r}, not a number")
+            flat[name] = float(value)
+    return flat
 
 
-def score(targets: Mapping, rates: Mapping, layout: str, bin_width_ms: int,
-          required: Sequence[str] | None = None) -> dict[str, float]:
+def score(
+    targets: Mapping, rates: Mapping, layout: str, bin_width_ms: int, required: Sequence[str] | None = None
+) -> dict[str, float]:
     """Score `rates` against `targets` with nlb_tools.evaluation.evaluate; return {metric: value}.
 
     Both dicts are in the NLB file layout ({nlb_key: {...}}); the inner dict alone is also accepted.
@@ -136,7 +231,8 @@ def score(targets: Mapping, rates: Mapping, layout: str, bin_width_ms: int,
     if missing:
         raise EvaluationError(
             f"nlb_tools evaluate() gave no {missing} for {key} (got {sorted(metrics)}); "
-            "check forward rates / eval_spikes_*_forward, psth + eval_cond_idx and behaviour in the inputs")
+            "check forward rates / eval_spikes_*_forward, psth + eval_cond_idx and behaviour in the inputs"
+        )
     return metrics
 
 
@@ -152,8 +248,9 @@ def co_bps(targets: Mapping, rates: Mapping, layout: str, bin_width_ms: int) -> 
     spikes = np.asarray(tgt["eval_spikes_heldout"]).astype("float")
     pred = np.asarray(rts["eval_rates_heldout"]).astype("float")
     if spikes.shape != pred.shape:
-        raise ValueError(f"rates['{key}']['eval_rates_heldout'] has shape {pred.shape}, "
-                         f"targets eval_spikes_heldout {spikes.shape}")
+        raise ValueError(
+            f"rates['{key}']['eval_rates_heldout'] has shape {pred.shape}, targets eval_spikes_heldout {spikes.shape}"
+        )
     return float(nlb_evaluation.bits_per_spike(pred, spikes))
 
 
@@ -186,8 +283,9 @@ def rate_r2(pred_rates: Mapping, true_rates: Mapping, nlb_key_: str | None = Non
         for k in ("eval_rates_heldin", "eval_rates_heldout"):
             if k not in d:
                 raise KeyError(f"{what}: missing '{k}'")
-        x = np.concatenate([np.asarray(d["eval_rates_heldin"], float),
-                            np.asarray(d["eval_rates_heldout"], float)], axis=-1)
+        x = np.concatenate(
+            [np.asarray(d["eval_rates_heldin"], float), np.asarray(d["eval_rates_heldout"], float)], axis=-1
+        )
         return x.reshape(-1, x.shape[-1])
 
     p, t = stack(pred, "predicted rates"), stack(true, "true rates")

@@ -7,6 +7,7 @@ members 0..k-1 against the variant's 0..k-1 (k = the variant's count), with the 
 ensemble chosen from each pool exactly as for the full pool (val co-bps on the selection trials), plus
 the paired per-member difference of every metric with a bootstrap 95% interval over the k pairs.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stndt.datasets import CO_BPS, METRICS, RATE_R2
+from stndt.datasets import CO_BPS, METRICS, PHASES, RATE_R2
 from stndt.evaluate.ensemble import ensemble_rates, rank_members, select_ensemble
 from stndt.evaluate.metrics import has_targets, load_rates
 
@@ -55,22 +56,32 @@ def paired_difference(a: Sequence[float], b: Sequence[float], seed: int, n_boot:
     return {"value": float(d.mean()), "ci_low": float(lo), "ci_high": float(hi), "n_pairs": int(d.size)}
 
 
-def pool_choice(member_dirs: Sequence[Path], splits: Sequence[Mapping[str, dict]], tensors_val: Path,
-                tensors_test: Path, seed: int, truth: Mapping | None = None) -> tuple[str, list[str], dict[str, dict]]:
+def pool_choice(
+    member_dirs: Sequence[Path],
+    splits: Sequence[Mapping[str, dict]],
+    tensors_val: Path,
+    tensors_test: Path,
+    seed: int,
+    truth: Mapping | None = None,
+) -> tuple[str, list[str], dict[str, dict]]:
     """(best member, ensemble members, {split: ensemble metrics}) of one pool, chosen on the val
     selection trials as the ensemble rule chooses from the full pool. `splits`: member_splits of each."""
     from stndt.data.tensors import read_layout
     from stndt.evaluate.pipeline import phase_metrics, selection_view
 
     by_id = {Path(d).name: Path(d) for d in member_dirs}
-    table = pd.DataFrame({"member": list(by_id),
-                          CO_BPS: [s.get("val selection trials", s.get("val"))[CO_BPS] for s in splits]})
+    table = pd.DataFrame(
+        {"member": list(by_id), CO_BPS: [s.get("val selection trials", s.get("val"))[CO_BPS] for s in splits]}
+    )
     ranking = rank_members(table)
     layout, bw = read_layout(tensors_val)
     sel_targets, sel_rates = selection_view(tensors_val, {m: by_id[m] / "rates_val.h5" for m in ranking})
     chosen = select_ensemble(sel_rates, ranking, sel_targets, layout, bw, seed=seed)["members"]
-    metrics, held = phase_metrics(ensemble_rates({m: by_id[m] / "rates_val.h5" for m in chosen}, chosen),
-                                  tensors_val, truth.get("val") if truth else None)
+    metrics, held = phase_metrics(
+        ensemble_rates({m: by_id[m] / "rates_val.h5" for m in chosen}, chosen),
+        tensors_val,
+        truth.get("val") if truth else None,
+    )
     splits = {"val selection trials": metrics, "val holdout": held} if held is not None else {"val": metrics}
     if has_targets(tensors_test):
         test_rates = ensemble_rates({m: by_id[m] / "rates_test.h5" for m in chosen}, chosen)
@@ -78,13 +89,19 @@ def pool_choice(member_dirs: Sequence[Path], splits: Sequence[Mapping[str, dict]
     return ranking[0], chosen, splits
 
 
-def paired_ablation(stndt_dirs: Sequence[Path], variants: Mapping[str, Sequence[Path]], tensors_val: Path,
-                    tensors_test: Path, seed: int, truth_path: Path | None = None) -> pd.DataFrame:
+def paired_ablation(
+    stndt_dirs: Sequence[Path],
+    variants: Mapping[str, Sequence[Path]],
+    tensors_val: Path,
+    tensors_test: Path,
+    seed: int,
+    truth_path: Path | None = None,
+) -> pd.DataFrame:
     """Tidy table: per variant, STNDT's and the variant's best member and ensemble on pools of k members,
     and the paired difference (variant - STNDT) of every metric on every split."""
     truth = None
     if truth_path is not None:
-        truth = {p: load_rates(truth_path, p) for p in ("val", "test")}
+        truth = {p: load_rates(truth_path, p) for p in PHASES}
     stndt_by_id = {Path(d).name: Path(d) for d in stndt_dirs}
     rows = []
     for variant, dirs in variants.items():
@@ -100,9 +117,20 @@ def paired_ablation(stndt_dirs: Sequence[Path], variants: Mapping[str, Sequence[
             for kind, splits, members in (("single", best_splits, [best]), ("ensemble", ens, chosen)):
                 for split, metrics in splits.items():
                     for metric, value in metrics.items():
-                        rows.append({"comparison": variant, "k": len(ids), "set": name, "kind": kind,
-                                     "members": " ".join(members), "split": split, "metric": metric,
-                                     "value": value, "ci_low": np.nan, "ci_high": np.nan})
+                        rows.append(
+                            {
+                                "comparison": variant,
+                                "k": len(ids),
+                                "set": name,
+                                "kind": kind,
+                                "members": " ".join(members),
+                                "split": split,
+                                "metric": metric,
+                                "value": value,
+                                "ci_low": np.nan,
+                                "ci_high": np.nan,
+                            }
+                        )
         for split in SPLITS:
             if split not in splits_of["stndt"][0]:
                 continue
@@ -110,7 +138,16 @@ def paired_ablation(stndt_dirs: Sequence[Path], variants: Mapping[str, Sequence[
                 a = [s[split][metric] for s in splits_of["stndt"]]
                 b = [s[split][metric] for s in splits_of[variant]]
                 diff = paired_difference(a, b, seed)
-                rows.append({"comparison": variant, "k": len(ids), "set": f"{variant} - stndt",
-                             "kind": "paired difference", "members": " ".join(ids), "split": split,
-                             "metric": metric, **{k: diff[k] for k in ("value", "ci_low", "ci_high")}})
+                rows.append(
+                    {
+                        "comparison": variant,
+                        "k": len(ids),
+                        "set": f"{variant} - stndt",
+                        "kind": "paired difference",
+                        "members": " ".join(ids),
+                        "split": split,
+                        "metric": metric,
+                        **{k: diff[k] for k in ("value", "ci_low", "ci_high")},
+                    }
+                )
     return pd.DataFrame(rows)

@@ -3,26 +3,34 @@
 Each function reads the files a rule names, calls the scoring / ensembling code of this package
 (metrics from nlb_tools' evaluate), and writes its outputs atomically.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from stndt.candidates import BEST_COBPS, CANDIDATE_MODES, CHECKPOINTS, member_of, read_candidates
 from stndt.data.tensors import read_layout
-from stndt.datasets import METRICS, RATE_R2, nlb_dataset, nlb_key
-from stndt.evaluate.ensemble import ensemble_curve, ensemble_rates, rank_members, select_ensemble, subset_eval_trials
+from stndt.datasets import CO_BPS, METRICS, PHASES, RATE_R2, nlb_dataset, nlb_key
+from stndt.evaluate.ensemble import (
+    ensemble_curve,
+    ensemble_rates,
+    load_rates_like,
+    rank_members,
+    select_ensemble,
+    subset_eval_trials,
+)
 from stndt.evaluate.holdout import read_holdout, selection_trials
-from stndt.evaluate.metrics import bps_metrics, group, has_targets, load_rates, load_targets, rate_r2, score
+from stndt.evaluate.metrics import bps_metrics, co_bps, group, has_targets, load_rates, load_targets, rate_r2, score
 from stndt.evaluate.smoothing import smoothing_rates
 from stndt.evaluate.submission import write_submission
 from stndt.io import atomic_path, load_h5, read_h5_attrs, save_h5, write_json
-from stndt.train.members import VARIANTS
-from stndt.train.stopping import STOP_CAP, converged
+from stndt.members import STOP_CAP, VARIANTS, converged
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +40,19 @@ def write_csv(path: Path, table: pd.DataFrame) -> None:
         table.to_csv(tmp, index=False)
 
 
-def score_rates(rates_path: Path, tensors_path: Path, out: Path, truth_path: Path | None = None,
-                rates_group: str | None = None) -> dict:
+def score_rates(
+    rates_path: Path, tensors_path: Path, out: Path, truth_path: Path | None = None, rates_group: str | None = None
+) -> dict:
     """Score one rates file on its phase's targets (see phase_metrics) and write the metrics json."""
     layout, _ = read_layout(tensors_path)
     phase = str(read_h5_attrs(tensors_path)["phase"])
     truth = load_rates(truth_path, phase) if truth_path is not None else None
     metrics, holdout = phase_metrics(load_rates(rates_path, rates_group), tensors_path, truth)
-    extra = {"trials": "selection", "holdout": holdout, "n_holdout": int(read_holdout(tensors_path).size)} \
-        if holdout is not None else {}
+    extra = (
+        {"trials": "selection", "holdout": holdout, "n_holdout": int(read_holdout(tensors_path).size)}
+        if holdout is not None
+        else {}
+    )
     write_json(out, {"phase": phase, "layout": layout, "rates": str(rates_path), **metrics, **extra})
     return metrics
 
@@ -73,8 +85,10 @@ def phase_metrics(rates: Mapping, tensors_path: Path, truth: Mapping | None = No
     except ValueError as err:  # e.g. DMFC_RSG's tp corr needs 2+ trials of a condition
         t, r = subset_eval_trials(targets, rates, holdout, key)
         held = bps_metrics(t, r, layout, bw)
-        held["not scored"] = (f"nlb_tools evaluate() cannot score the {holdout.size} holdout trials ({err}); "
-                              "only the bits-per-spike metrics are given")
+        held["not scored"] = (
+            f"nlb_tools evaluate() cannot score the {holdout.size} holdout trials ({err}); "
+            "only the bits-per-spike metrics are given"
+        )
         log.warning("holdout of %s: %s", tensors_path, held["not scored"])
     return metrics_on(selection_trials(n_eval, holdout)), held
 
@@ -87,12 +101,19 @@ def members_table(member_dirs: Sequence[Path], out: Path) -> pd.DataFrame:
         row = {"member": d.name}
         row.update({k: v for k, v in params["hyperparameters"].items() if k != "seed"})
         summary = params.get("training", {})
-        row.update({"best_epoch": summary.get("best_epoch"), "val nll": summary.get("val nll"),
-                    "masked nll": _masked_nll_at(d / "train_log.csv", summary.get("best_epoch")),
-                    "epochs_run": summary.get("epochs_run"), "steps": summary.get("steps"),
-                    "stop_reason": summary.get("stop_reason"), "converged": member_converged(summary),
-                    "train_seconds": summary.get("train_seconds")})
-        for phase in ("val", "test"):
+        row.update(
+            {
+                "best_epoch": summary.get("best_epoch"),
+                "val nll": summary.get("val nll"),
+                "masked nll": _masked_nll_at(d / "train_log.csv", summary.get("best_epoch")),
+                "epochs_run": summary.get("epochs_run"),
+                "steps": summary.get("steps"),
+                "stop_reason": summary.get("stop_reason"),
+                "converged": member_converged(summary),
+                "train_seconds": summary.get("train_seconds"),
+            }
+        )
+        for phase in PHASES:
             f = d / f"metrics_{phase}.json"
             if f.exists():
                 m = json.loads(f.read_text())
@@ -140,13 +161,17 @@ def convergence_summary(tables: Sequence[Path]) -> str | None:
                 diverged.append(f"  {path}: {', '.join(div)}")
     parts = []
     if capped:
-        parts.append("WARNING: these members stopped at their cap (training.max_epochs) before the stopping "
-                     "rule fired, so they have NOT converged and their numbers are not results (members.csv "
-                     "column 'converged'); raise training.max_epochs and rerun:\n" + "\n".join(capped))
+        parts.append(
+            "WARNING: these members stopped at their cap (training.max_epochs) before the stopping "
+            "rule fired, so they have NOT converged and their numbers are not results (members.csv "
+            "column 'converged'); raise training.max_epochs and rerun:\n" + "\n".join(capped)
+        )
     if diverged:
-        parts.append("WARNING: these members stopped because their training loss became non-finite "
-                     "(members.csv stop_reason 'diverged'); they are not results: lower the learning rate "
-                     "(search_overrides.lr) or check the data:\n" + "\n".join(diverged))
+        parts.append(
+            "WARNING: these members stopped because their training loss became non-finite "
+            "(members.csv stop_reason 'diverged'); they are not results: lower the learning rate "
+            "(search_overrides.lr) or check the data:\n" + "\n".join(diverged)
+        )
     return "\n".join(parts) if parts else None
 
 
@@ -158,31 +183,91 @@ def _masked_nll_at(train_log: Path, epoch) -> float | None:
     return float(rows["masked_nll"].iloc[-1]) if len(rows) else None
 
 
-def build_ensemble(table_path: Path, member_dirs: Sequence[Path], tensors_val: Path, tensors_test: Path,
-                   out_dir: Path, seed: int) -> dict:
-    """Rank members by val co-bps, choose the ensemble size, write its curve, json and rates."""
+def build_ensemble(
+    table_path: Path,
+    member_dirs: Sequence[Path],
+    tensors_val: Path,
+    tensors_test: Path,
+    out_dir: Path,
+    seed: int,
+    candidates: str = BEST_COBPS,
+    max_size: int | None = None,
+) -> dict:
+    """Rank the candidates by val co-bps on the selection trials, choose the ensemble size (at most
+    `max_size`, evaluation.max_size), write its curve, json and rates.
+
+    `candidates` (evaluation.candidates, stndt.candidates): `best_cobps`, each member's best val co-bps
+    checkpoint (ranked as members.csv ranks them); `checkpoints`, also every member's distinct extra
+    checkpoints (`m003@masked_loss`, ...; read from `{member}/candidates/`), the reference's pool.
+    ensemble.json's `checkpoints` are the chosen candidates, `members` the members they belong to,
+    `ranking` the members by their best co-bps checkpoint (the best single member is its first) and, with
+    `checkpoints`, `pool` every candidate's val co-bps (selection trials) and epoch, best first."""
+    if candidates not in CANDIDATE_MODES:
+        raise ValueError(f"evaluation.candidates: must be one of {', '.join(CANDIDATE_MODES)}, got {candidates!r}")
+    if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1):
+        raise ValueError(f"evaluation.max_size: must be a positive integer or null, got {max_size!r}")
     layout, bw = read_layout(tensors_val)
     table = pd.read_csv(table_path)
     by_id = {Path(d).name: Path(d) for d in member_dirs}
-    ranking = rank_members(table)
-    rates_val = {m: by_id[m] / "rates_val.h5" for m in ranking}
+    ranking = rank_members(table)  # the members, each by its best val co-bps checkpoint
+    full_val = {m: by_id[m] / "rates_val.h5" for m in ranking}
     rates_test = {m: by_id[m] / "rates_test.h5" for m in ranking}
-    targets_val, rates_val = selection_view(tensors_val, rates_val)  # every choice below reads these only
+    epochs = {}
+    if candidates == CHECKPOINTS:
+        for m in ranking:
+            for c in read_candidates(by_id[m]):
+                full_val[c["id"]], rates_test[c["id"]], epochs[c["id"]] = (
+                    c["rates"]["val"],
+                    c["rates"]["test"],
+                    c["epoch"],
+                )
+    targets_val, rates_val = selection_view(tensors_val, full_val)  # every choice below reads these only
     holdout = read_holdout(tensors_val)
-    curve = ensemble_curve(rates_val, ranking, targets_val, layout, bw)
+    pool_bps = None
+    order = ranking
+    if candidates == CHECKPOINTS:
+        pool_bps = {c: co_bps(targets_val, load_rates_like(rates_val[c]), layout, bw) for c in full_val}
+        order = rank_members(pd.DataFrame({"member": list(pool_bps), CO_BPS: list(pool_bps.values())}))
+    curve = ensemble_curve(rates_val, order, targets_val, layout, bw, max_n=max_size)
     targets_test = load_targets(tensors_test) if has_targets(tensors_test) else None
-    chosen = select_ensemble(rates_val, ranking, targets_val, layout, bw, curve=curve, seed=seed,
-                             member_rates_test=rates_test if targets_test is not None else None,
-                             targets_test=targets_test)
+    chosen = select_ensemble(
+        rates_val,
+        order,
+        targets_val,
+        layout,
+        bw,
+        curve=curve,
+        seed=seed,
+        member_rates_test=rates_test if targets_test is not None else None,
+        targets_test=targets_test,
+        max_n=max_size,
+        single_from=ranking,
+    )
+    checkpoints = chosen["members"]
+    chosen.update(
+        {
+            "members": list(dict.fromkeys(member_of(c) for c in checkpoints)),
+            "checkpoints": checkpoints,
+            "ranking": ranking,
+            "candidates": candidates,
+            "max_size": max_size,
+        }
+    )
+    if pool_bps is not None:
+        best_epoch = dict(zip(table["member"].astype(str), table["best_epoch"])) if "best_epoch" in table else {}
+        chosen["pool"] = [{"id": c, CO_BPS: pool_bps[c], "epoch": epochs.get(c, best_epoch.get(c))} for c in order]
     chosen["unconverged"] = unconverged_members(table)
     chosen["holdout_trials"] = int(holdout.size)  # val trials no choice here read (evaluation.holdout)
     if chosen["unconverged"]:
-        log.warning("%d of %d members stopped at their cap before converging (%s): see members.csv "
-                    "'converged' and raise training.max_epochs", len(chosen["unconverged"]), len(table),
-                    ", ".join(chosen["unconverged"]))
-    rates_val = {m: by_id[m] / "rates_val.h5" for m in ranking}  # every val trial, for scoring
-    for phase, rates in (("val", rates_val), ("test", rates_test)):
-        save_h5(out_dir / "ensemble" / f"rates_{phase}.h5", ensemble_rates(rates, chosen["members"]))
+        log.warning(
+            "%d of %d members stopped at their cap before converging (%s): see members.csv "
+            "'converged' and raise training.max_epochs",
+            len(chosen["unconverged"]),
+            len(table),
+            ", ".join(chosen["unconverged"]),
+        )
+    for phase, rates in (("val", full_val), ("test", rates_test)):  # every val trial, for scoring
+        save_h5(out_dir / "ensemble" / f"rates_{phase}.h5", ensemble_rates(rates, checkpoints))
     write_csv(out_dir / "ensemble_curve.csv", curve)
     write_json(out_dir / "ensemble.json", chosen)
     return chosen
@@ -202,13 +287,14 @@ def selection_view(tensors_val: Path, member_rates: Mapping[str, Path]) -> tuple
 
 
 class _SubsetRates(Mapping):
-    """Members' rates files, loaded one at a time and cut to some eval trials (the selection trials)."""
+    """Members' (or candidates') rates files, loaded one at a time and cut to some eval trials (the selection
+    trials)."""
 
     def __init__(self, paths: Mapping[str, Path], idx: np.ndarray, key: str) -> None:
         self.paths, self.idx, self.key = dict(paths), idx, key
 
     def __getitem__(self, member: str) -> dict:
-        return subset_eval_trials(None, load_rates(self.paths[member]), self.idx, self.key)[1]
+        return subset_eval_trials(None, load_rates_like(self.paths[member]), self.idx, self.key)[1]
 
     def __iter__(self):
         return iter(self.paths)
@@ -241,9 +327,12 @@ HONEST = "honest"  # pseudo-phase of a member set's methods: its ensemble.json, 
 FIXED_METHODS = ("smoothing", "oracle")
 
 
-def baseline_methods(ensembles: Mapping[str, Mapping[str, Path]], rankings: Mapping[str, Path],
-                     members: Mapping[str, Mapping[str, Mapping[str, Path]]],
-                     baselines: Mapping[str, Mapping[str, Path]]) -> dict[str, dict[str, Path]]:
+def baseline_methods(
+    ensembles: Mapping[str, Mapping[str, Path]],
+    rankings: Mapping[str, Path],
+    members: Mapping[str, Mapping[str, Mapping[str, Path]]],
+    baselines: Mapping[str, Mapping[str, Path]],
+) -> dict[str, dict[str, Path]]:
     """{method: {phase: metrics file}} in the table's order, from the files the caller names.
 
     For each member set (VARIANTS keys, in VARIANTS order): `{set}_ensemble` from `ensembles[set]`
@@ -264,8 +353,9 @@ def baseline_methods(ensembles: Mapping[str, Mapping[str, Path]], rankings: Mapp
             if name in rankings:
                 methods[f"{name}_ensemble"][HONEST] = Path(rankings[name])
         if name in rankings:
-            methods[f"{name}_single"] = _best_member(rankings[name], members.get(name, {})) | \
-                {HONEST: Path(rankings[name])}
+            methods[f"{name}_single"] = _best_member(rankings[name], members.get(name, {})) | {
+                HONEST: Path(rankings[name])
+            }
     for name, files in baselines.items():
         if name in methods:
             raise ValueError(f"baselines: method {name!r} is given twice")
@@ -287,16 +377,23 @@ def baseline_rows(methods: Mapping[str, Mapping[str, Path]], phases: Sequence[st
         missing = [p for p in phases if p not in files]
         extra = sorted(set(files) - set(phases) - {HONEST})
         if missing or extra:
-            raise ValueError(f"baselines: method {method!r} has metrics for phases {sorted(set(files) - {HONEST})}, "
-                             f"expected exactly {list(phases)}")
+            raise ValueError(
+                f"baselines: method {method!r} has metrics for phases {sorted(set(files) - {HONEST})}, "
+                f"expected exactly {list(phases)}"
+            )
         loaded = {p: json.loads(Path(files[p]).read_text()) for p in phases}
         has_holdout = "holdout" in loaded.get("val", {})
         val_split = SPLIT_SELECTION if has_holdout else SPLIT_VAL
         selected = SELECTED_NONE if method in FIXED_METHODS else val_split
 
         def row(phase: str, split: str, sel: str, m: Mapping) -> dict:
-            return {"method": method, "phase": phase, "split": split, "selected on": sel,
-                    **{k: m.get(k) for k in metric_keys if k in m}}
+            return {
+                "method": method,  # noqa: B023 (called within this iteration)
+                "phase": phase,
+                "split": split,
+                "selected on": sel,
+                **{k: m.get(k) for k in metric_keys if k in m},
+            }
 
         for phase in phases:
             m = loaded[phase]
@@ -318,8 +415,10 @@ def _best_member(ensemble_json: Path, members: Mapping[str, Mapping[str, Path]])
     """{phase: metrics file} of the first member of `ensemble_json`'s ranking (the best by val co-bps)."""
     best = str(json.loads(Path(ensemble_json).read_text())["ranking"][0])
     if best not in members:
-        raise ValueError(f"{ensemble_json}: the best member is {best}, but no metrics files were given for it "
-                         f"(given: {', '.join(sorted(members)) or 'none'})")
+        raise ValueError(
+            f"{ensemble_json}: the best member is {best}, but no metrics files were given for it "
+            f"(given: {', '.join(sorted(members)) or 'none'})"
+        )
     return dict(members[best])
 
 

@@ -14,11 +14,12 @@
 
 NLB tuned (kern_sd, alpha) per dataset; the defaults here are its mc_maze values (50 ms, 0.01).
 """
+
 from __future__ import annotations
 
 import logging
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from scipy.ndimage import convolve1d
@@ -31,11 +32,16 @@ from stndt.datasets import nlb_key
 
 log = logging.getLogger(__name__)
 
-LOG_OFFSET = 1e-4   # added before the log of smoothed spikes, as in the NLB script
-MIN_RATE = 1e-9     # rates are clipped here (evaluate() would replace exact zeros with 1e-9 anyway)
+LOG_OFFSET = 1e-4  # added before the log of smoothed spikes, as in the NLB script
+MIN_RATE = 1e-9  # rates are clipped here (evaluate() would replace exact zeros with 1e-9 anyway)
 
-_INPUT_KEYS = ("train_spikes_heldin", "train_spikes_heldout", "train_spikes_heldin_forward",
-               "train_spikes_heldout_forward", "eval_spikes_heldin")
+_INPUT_KEYS = (
+    "train_spikes_heldin",
+    "train_spikes_heldout",
+    "train_spikes_heldin_forward",
+    "train_spikes_heldout_forward",
+    "eval_spikes_heldin",
+)
 
 
 def gaussian_window(kern_sd_ms: float, bin_width_ms: int) -> np.ndarray:
@@ -53,8 +59,14 @@ def smooth_spikes(spikes: np.ndarray, kern_sd_ms: float, bin_width_ms: int) -> n
     return convolve1d(x, gaussian_window(kern_sd_ms, bin_width_ms), axis=1, mode="constant", cval=0.0)
 
 
-def fit_poisson_glm(x_train: np.ndarray, y_train: np.ndarray, x_pred: list[np.ndarray],
-                    alpha: float, max_iter: int = 100, solver: str = "newton-cholesky") -> list[np.ndarray]:
+def fit_poisson_glm(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_pred: list[np.ndarray],
+    alpha: float,
+    max_iter: int = 100,
+    solver: str = "newton-cholesky",
+) -> list[np.ndarray]:
     """One PoissonRegressor per output column; returns predictions for each matrix in `x_pred`.
 
     Newton-Cholesky reaches the same (convex) optimum as NLB's default lbfgs in a handful of
@@ -84,8 +96,15 @@ def _fit_poisson_glm(x_train, y_train, x_pred, alpha, max_iter, solver):
     return [np.clip(np.stack(p, axis=1), MIN_RATE, None) for p in preds]
 
 
-def _forward_glm(tr_smooth: np.ndarray, ev_smooth: np.ndarray, train_fwd: np.ndarray, kern_sd_ms: float,
-                 bin_width_ms: int, alpha: float, min_rate: float) -> np.ndarray:
+def _forward_glm(
+    tr_smooth: np.ndarray,
+    ev_smooth: np.ndarray,
+    train_fwd: np.ndarray,
+    kern_sd_ms: float,
+    bin_width_ms: int,
+    alpha: float,
+    min_rate: float,
+) -> np.ndarray:
     """Forward rates from each trial's recent held-in activity: rate[i, t, n] = g_n(x_i) * p_n(t).
 
     x_i: log of trial i's held-in rates at the last observed bin (the smoothed value divided by the
@@ -104,8 +123,8 @@ def _forward_glm(tr_smooth: np.ndarray, ev_smooth: np.ndarray, train_fwd: np.nda
     fwd = train_fwd[keep]
     x_tr = np.log(tr_smooth[keep, -1] / mass + LOG_OFFSET)
     x_ev = np.log(ev_smooth[:, -1] / mass + LOG_OFFSET)
-    (totals,) = fit_poisson_glm(x_tr, fwd.sum(axis=1), [x_ev], alpha)   # (n_eval, neurons)
-    counts = fwd.sum(axis=0)                                            # (t_fp, neurons)
+    (totals,) = fit_poisson_glm(x_tr, fwd.sum(axis=1), [x_ev], alpha)  # (n_eval, neurons)
+    counts = fwd.sum(axis=0)  # (t_fp, neurons)
     share = counts / np.maximum(counts.sum(axis=0, keepdims=True), 1.0)
     return np.maximum(totals[:, None, :] * share[None], min_rate)
 
@@ -118,14 +137,22 @@ def _check_inputs(tensors: Mapping) -> None:
             raise ValueError(f"tensors['{k}'] must be (trials, time, neurons), got shape {np.shape(tensors[k])}")
     tr_in, tr_out = np.shape(tensors["train_spikes_heldin"]), np.shape(tensors["train_spikes_heldout"])
     if tr_in[:2] != tr_out[:2]:
-        raise ValueError(f"tensors: train_spikes_heldin {tr_in} and train_spikes_heldout {tr_out} differ in "
-                         "trials/bins")
+        raise ValueError(
+            f"tensors: train_spikes_heldin {tr_in} and train_spikes_heldout {tr_out} differ in trials/bins"
+        )
     if np.shape(tensors["eval_spikes_heldin"])[2] != tr_in[2]:
         raise ValueError("tensors: eval_spikes_heldin and train_spikes_heldin differ in neuron count")
 
 
-def smoothing_rates(tensors: Mapping, layout: str, bin_width_ms: int, kern_sd_ms: float = 50.0,
-                    alpha: float = 0.01, forward: str = "glm", min_rate: float = 1e-4) -> dict:
+def smoothing_rates(
+    tensors: Mapping,
+    layout: str,
+    bin_width_ms: int,
+    kern_sd_ms: float = 50.0,
+    alpha: float = 0.01,
+    forward: str = "glm",
+    min_rate: float = 1e-4,
+) -> dict:
     """Spike-smoothing baseline rates for one phase, in the NLB submission layout {nlb_key: {...}}.
 
     `tensors` holds the phase's input tensors (nlb_tools key names). `forward`: 'glm' or 'psth' (see
@@ -150,8 +177,13 @@ def smoothing_rates(tensors: Mapping, layout: str, bin_width_ms: int, kern_sd_ms
         raise ValueError("tensors['train_spikes_heldout'] is NaN everywhere")
     tr_pred, ev_pred = fit_poisson_glm(x_tr[keep], y_tr[keep], [x_tr, x_ev], alpha)
 
-    fwd = np.concatenate([np.asarray(tensors["train_spikes_heldin_forward"], dtype=np.float64),
-                          np.asarray(tensors["train_spikes_heldout_forward"], dtype=np.float64)], axis=-1)
+    fwd = np.concatenate(
+        [
+            np.asarray(tensors["train_spikes_heldin_forward"], dtype=np.float64),
+            np.asarray(tensors["train_spikes_heldout_forward"], dtype=np.float64),
+        ],
+        axis=-1,
+    )
     if forward == "psth":
         psth = np.maximum(np.nanmean(fwd, axis=0), min_rate)
         ev_fwd = np.broadcast_to(psth, (n_ev, *psth.shape))
@@ -162,11 +194,13 @@ def smoothing_rates(tensors: Mapping, layout: str, bin_width_ms: int, kern_sd_ms
     fwd_in, fwd_out = ev_fwd[..., :n_in], ev_fwd[..., n_in:]
 
     f32 = np.float32
-    return {nlb_key(layout, bin_width_ms): {
-        "train_rates_heldin": np.clip(tr_smooth, MIN_RATE, None).astype(f32),
-        "train_rates_heldout": tr_pred.reshape(n_tr, t_len, n_out).astype(f32),
-        "eval_rates_heldin": np.clip(ev_smooth, MIN_RATE, None).astype(f32),
-        "eval_rates_heldout": ev_pred.reshape(n_ev, t_ev, n_out).astype(f32),
-        "eval_rates_heldin_forward": fwd_in.astype(f32),
-        "eval_rates_heldout_forward": fwd_out.astype(f32),
-    }}
+    return {
+        nlb_key(layout, bin_width_ms): {
+            "train_rates_heldin": np.clip(tr_smooth, MIN_RATE, None).astype(f32),
+            "train_rates_heldout": tr_pred.reshape(n_tr, t_len, n_out).astype(f32),
+            "eval_rates_heldin": np.clip(ev_smooth, MIN_RATE, None).astype(f32),
+            "eval_rates_heldout": ev_pred.reshape(n_ev, t_ev, n_out).astype(f32),
+            "eval_rates_heldin_forward": fwd_in.astype(f32),
+            "eval_rates_heldout_forward": fwd_out.astype(f32),
+        }
+    }

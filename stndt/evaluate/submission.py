@@ -5,10 +5,11 @@ arrays. Shapes follow the phase's input tensors: train arrays over the phase's t
 test phase: train + val splits), eval arrays over the eval (test) trials, forward arrays with the
 forward length of `train_spikes_*_forward`. Rates must be finite and > 0 (spikes per bin).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import h5py
 import numpy as np
@@ -55,8 +56,9 @@ def check_rates(rates: Mapping, tensors: Mapping, key: str, where: str = "rates"
     grp = rates[key]
     missing = [k for k in RATE_KEYS if k not in grp]
     if missing:
-        raise SubmissionError(f"{where}/{key}: missing '{missing[0]}'" +
-                              (f" (and {missing[1:]})" if len(missing) > 1 else ""))
+        raise SubmissionError(
+            f"{where}/{key}: missing '{missing[0]}'" + (f" (and {missing[1:]})" if len(missing) > 1 else "")
+        )
     extra = sorted(set(grp) - set(RATE_KEYS))
     if extra:
         raise SubmissionError(f"{where}/{key}: unexpected key(s) {extra}")
@@ -91,8 +93,9 @@ def _key(layout: str | None, bin_width_ms: int | None, attrs: dict, found: list[
     return groups[0]
 
 
-def write_submission(rates_test: Mapping, path: str | os.PathLike, tensors_test: TensorsLike,
-                     layout: str, bin_width_ms: int) -> None:
+def write_submission(
+    rates_test: Mapping, path: str | os.PathLike, tensors_test: TensorsLike, layout: str, bin_width_ms: int
+) -> None:
     """Check the test-phase rates against the test tensors, write the submission atomically, re-check it."""
     key = nlb_key(layout, bin_width_ms)
     tensors, _ = _tensors_and_attrs(tensors_test)
@@ -106,8 +109,9 @@ def write_submission(rates_test: Mapping, path: str | os.PathLike, tensors_test:
     check_submission(path, tensors, layout, bin_width_ms)
 
 
-def check_submission(path: str | os.PathLike, tensors_test: TensorsLike, layout: str | None = None,
-                     bin_width_ms: int | None = None) -> None:
+def check_submission(
+    path: str | os.PathLike, tensors_test: TensorsLike, layout: str | None = None, bin_width_ms: int | None = None
+) -> None:
     """Re-read a submission with nlb_tools' own reader and verify it against the test input tensors."""
     tensors, attrs = _tensors_and_attrs(tensors_test)
     try:

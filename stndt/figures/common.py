@@ -7,11 +7,12 @@ path, writes a PNG and a PDF through stndt.figures.style.save (atomic) and retur
 so tests can check the plotted data against the inputs. Metric names come from stndt.datasets; rates
 are stored in spikes per bin and shown in spikes/s; time is ms from the layout's alignment event.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,11 +20,11 @@ import pandas as pd
 from stndt.data.tensors import read_layout
 from stndt.datasets import CO_BPS, FP_BPS, METRICS, PSTH_R2, RATE_R2, TP_CORR, VEL_R2, nlb_key
 from stndt.figures import style
-from stndt.train.members import VARIANTS
+from stndt.members import VARIANTS
 
 PathLike = str | os.PathLike
 
-#: The reference member set; the others are the variants of stndt.train.members.VARIANTS.
+#: The reference member set; the others are the variants of stndt.members.VARIANTS.
 STNDT = "stndt"
 #: Axis labels with units, by metric name.
 METRIC_LABELS: dict[str, str] = {

@@ -3,6 +3,7 @@
 For synthetic datasets the true firing rates are overlaid, which is the quickest visual check that the
 binning, trial alignment and conditions of the tensors line up with the generator.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from stndt.figures import style
 from stndt.data.tensors import read_layout, window_start_ms
+from stndt.figures import style
 from stndt.io import load_h5
 
 
@@ -25,8 +26,14 @@ def _conditions(targets: dict, n_trials: int, max_conditions: int) -> list[np.nd
     return groups[:max_conditions]
 
 
-def plot_data_overview(tensors_path: Path, truth_path: Path | None, out: Path, n_neurons: int = 3,
-                       max_conditions: int = 4, trials_per_condition: int = 6) -> None:
+def plot_data_overview(
+    tensors_path: Path,
+    truth_path: Path | None,
+    out: Path,
+    n_neurons: int = 3,
+    max_conditions: int = 4,
+    trials_per_condition: int = 6,
+) -> None:
     """Write `out` (PNG) and its PDF: raster (left) and per-condition PSTH (right) for `n_neurons` neurons."""
     import matplotlib.pyplot as plt
 
@@ -69,8 +76,14 @@ def plot_data_overview(tensors_path: Path, truth_path: Path | None, out: Path, n
             emp = gaussian_filter1d(np.nanmean(spikes[g, :, n], axis=0) * hz, sigma=max(1.0, 20.0 / bw))
             ax_p.plot(t_ms, emp, color=c, lw=1.5, label=f"cond {gi + 1} (smoothed spikes)" if row == 0 else None)
             if truth is not None:
-                ax_p.plot(t_ms, np.nanmean(truth[g, :, n], axis=0) * hz, color=c, lw=1.5, ls="--",
-                          label=f"cond {gi + 1} (true rate)" if row == 0 else None)
+                ax_p.plot(
+                    t_ms,
+                    np.nanmean(truth[g, :, n], axis=0) * hz,
+                    color=c,
+                    lw=1.5,
+                    ls="--",
+                    label=f"cond {gi + 1} (true rate)" if row == 0 else None,
+                )
         ax_p.set_ylabel("rate (spikes/s)")
     for ax in axes[-1]:
         ax.set_xlabel("time from alignment (ms)")

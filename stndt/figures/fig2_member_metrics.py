@@ -1,16 +1,29 @@
 """Fig. 2 of the STNDT paper: every member's metrics against its loss and against each other (the paper's
 point: the training loss is a poor guide to the NLB metrics, hence ensembles chosen by val co-bps)."""
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from stndt.datasets import METRICS
 from stndt.figures import style
-from stndt.figures.common import (LOSS_LABELS, SET_COLORS, STNDT, PathLike, annotate_r, check_sets, metric_label,
-                                  metrics_in, pyplot, read_csv, set_label)
-from stndt.train.members import VARIANTS
+from stndt.figures.common import (
+    LOSS_LABELS,
+    SET_COLORS,
+    STNDT,
+    PathLike,
+    annotate_r,
+    check_sets,
+    metric_label,
+    metrics_in,
+    pyplot,
+    read_csv,
+    set_label,
+)
+from stndt.members import VARIANTS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,8 +60,16 @@ def fig2_member_metrics(members: Mapping[str, PathLike], out: PathLike, loss_col
     def scatter(ax, xcol, ycol):
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # long tick labels must not run together
         for name, t in sets.items():
-            ax.scatter(t[xcol], t[ycol], s=34, alpha=0.85, color=SET_COLORS.get(name, None),
-                       label=f"{set_label(name)} ({len(t)})", edgecolor="white", linewidth=0.5)
+            ax.scatter(
+                t[xcol],
+                t[ycol],
+                s=34,
+                alpha=0.85,
+                color=SET_COLORS.get(name, None),
+                label=f"{set_label(name)} ({len(t)})",
+                edgecolor="white",
+                linewidth=0.5,
+            )
         annotate_r(ax, allrows[xcol], allrows[ycol])
 
     axes_a = sub_a.subplots(1, m, squeeze=False)[0]
@@ -57,8 +78,9 @@ def fig2_member_metrics(members: Mapping[str, PathLike], out: PathLike, loss_col
         ax.set_xlabel(LOSS_LABELS.get(loss_column, loss_column))
         ax.set_ylabel(metric_label(metric))
     what = "the masked-modeling loss" if loss_column == "masked nll" else "the validation loss"
-    sub_a.suptitle(f"A   Metrics vs {what} (one point per member, {len(allrows)} in all)",
-                   x=0.01, ha="left", fontweight="bold")
+    sub_a.suptitle(
+        f"A   Metrics vs {what} (one point per member, {len(allrows)} in all)", x=0.01, ha="left", fontweight="bold"
+    )
     handles, labels = axes_a[0].get_legend_handles_labels()
 
     axes_b = sub_b.subplots(n_b, n_b, squeeze=False)

@@ -1,18 +1,27 @@
 """Fig. 3 of the STNDT paper: the ensemble. (A) co-bps against ensemble size, (B) hand trajectories decoded
 from the ensemble's rates beside the true ones, (C) its single-trial rates and PSTHs of 3 neurons."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from stndt.data.tensors import window_start_ms
 from stndt.datasets import CO_BPS, TP_CORR, VEL_R2, nlb_dataset
 from stndt.figures import style
-from stndt.figures.common import (PathLike, condition_groups, example_trials, metric_label, pyplot, read_csv,
-                                  tensors_info)
+from stndt.figures.common import (
+    PathLike,
+    condition_groups,
+    example_trials,
+    metric_label,
+    pyplot,
+    read_csv,
+    tensors_info,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -68,8 +77,7 @@ def _panel_curve(ax, curve_path: Path, ens_path: Path) -> None:
     n = int(ens["n"])
     chosen = curve.loc[curve["n"] == n, CO_BPS]
     if len(chosen):
-        ax.plot([n], [chosen.iloc[0]], marker="*", ms=16, color="C3", ls="none", zorder=5,
-                label=f"chosen n = {n}")
+        ax.plot([n], [chosen.iloc[0]], marker="*", ms=16, color="C3", ls="none", zorder=5, label=f"chosen n = {n}")
     single = float(curve.loc[curve["n"] == 1, CO_BPS].iloc[0])
     ax.axhline(single, color="0.4", ls="--", lw=1.2, label=f"best single member ({single:.3f})")
     honest = ens.get("honest", {}).get("metrics", {}).get(CO_BPS)
@@ -96,15 +104,26 @@ def _examples(groups: list[np.ndarray], n: int, feats: np.ndarray | None) -> lis
     return sorted((next(i for i, g in enumerate(groups) if t in g), t) for t in trials)
 
 
-def _panel_trajectories(ax, rates: Mapping, targets: Mapping, examples: list[tuple[int, int]], layout: str,
-                        bw: int, synthetic: bool, conditioned: bool) -> None:
+def _panel_trajectories(
+    ax,
+    rates: Mapping,
+    targets: Mapping,
+    examples: list[tuple[int, int]],
+    layout: str,
+    bw: int,
+    synthetic: bool,
+    conditioned: bool,
+) -> None:
     from matplotlib.lines import Line2D
 
     plt = pyplot()
     if not _has_velocity(layout, targets):
         ax.set_axis_off()
-        why = (f"{layout}: no hand velocity in this layout\n(behaviour is scored as {TP_CORR})"
-               if TP_CORR in nlb_dataset(layout).metrics else "no hand velocity (train_behavior) in the targets")
+        why = (
+            f"{layout}: no hand velocity in this layout\n(behaviour is scored as {TP_CORR})"
+            if TP_CORR in nlb_dataset(layout).metrics
+            else "no hand velocity (train_behavior) in the targets"
+        )
         ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, fontsize=10)
         ax.set_title("B   decoded hand trajectories: not applicable", loc="left", fontweight="bold")
         return
@@ -120,15 +139,21 @@ def _panel_trajectories(ax, rates: Mapping, targets: Mapping, examples: list[tup
     ax.set_xlabel(f"hand x position ({unit}; integrated velocity)")
     ax.set_ylabel(f"hand y position ({unit})")
     ax.set_aspect("equal", adjustable="datalim")
-    handles = [Line2D([], [], color="k", ls="-"), Line2D([], [], color="k", ls="--"),
-               Line2D([], [], color="k", marker="o", ls="none", ms=3)]
+    handles = [
+        Line2D([], [], color="k", ls="-"),
+        Line2D([], [], color="k", ls="--"),
+        Line2D([], [], color="k", marker="o", ls="none", ms=3),
+    ]
     labels = ["true", "decoded from ensemble rates", "start"]
     if conditioned:
         handles += [Line2D([], [], color=colors[i % 10], lw=2) for i in range(len(examples))]
         labels += [f"trial {tr} (condition {c + 1})" for c, tr in examples]
     ax.legend(handles, labels, fontsize=8, frameon=False, loc="best")
-    ax.set_title(f"B   decoded vs true hand trajectories, {len(examples)} val trials (vel R$^2$ = {r2:.3f})",
-                 loc="left", fontweight="bold")
+    ax.set_title(
+        f"B   decoded vs true hand trajectories, {len(examples)} val trials (vel R$^2$ = {r2:.3f})",
+        loc="left",
+        fontweight="bold",
+    )
 
 
 def _pick_neurons(pred: np.ndarray, groups, n_heldin: int) -> list[int]:
@@ -140,9 +165,18 @@ def _pick_neurons(pred: np.ndarray, groups, n_heldin: int) -> list[int]:
     return [int(i) for i in heldin + heldout]
 
 
-def _panel_rates(fig_c, rates: Mapping, targets: Mapping, groups, examples: list[tuple[int, int]],
-                 truth: Mapping | None, layout: str, bw: int, conditioned: bool,
-                 trials_per_condition: int = 2) -> None:
+def _panel_rates(
+    fig_c,
+    rates: Mapping,
+    targets: Mapping,
+    groups,
+    examples: list[tuple[int, int]],
+    truth: Mapping | None,
+    layout: str,
+    bw: int,
+    conditioned: bool,
+    trials_per_condition: int = 2,
+) -> None:
     """Rows: single-trial rates, PSTHs; columns: 3 neurons. With conditions, colour = condition (the
     conditions of the example trials); without, the example trials themselves and the all-trial mean."""
     from matplotlib.lines import Line2D
@@ -194,14 +228,29 @@ def _panel_rates(fig_c, rates: Mapping, targets: Mapping, groups, examples: list
         handles.append(Line2D([], [], color="k", lw=1.5, ls=":"))
         labels.append(ref)
     fig_c.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False, fontsize=8)
-    what = (f"{trials_per_condition} trials per condition) and PSTHs" if conditioned
-            else "example trials; no conditions in this layout) and mean rates")
-    fig_c.suptitle(f"C   predicted single-trial rates ({what} of 3 example neurons (val trials)",
-                   x=0.01, ha="left", fontweight="bold")
+    what = (
+        f"{trials_per_condition} trials per condition) and PSTHs"
+        if conditioned
+        else "example trials; no conditions in this layout) and mean rates"
+    )
+    fig_c.suptitle(
+        f"C   predicted single-trial rates ({what} of 3 example neurons (val trials)",
+        x=0.01,
+        ha="left",
+        fontweight="bold",
+    )
 
 
-def fig3_ensemble(curve: PathLike, ensemble: PathLike, rates: PathLike, tensors: PathLike, out: PathLike,
-                  truth: PathLike | None = None, dataset: str = "", n_examples: int = 4) -> Figure:
+def fig3_ensemble(
+    curve: PathLike,
+    ensemble: PathLike,
+    rates: PathLike,
+    tensors: PathLike,
+    out: PathLike,
+    truth: PathLike | None = None,
+    dataset: str = "",
+    n_examples: int = 4,
+) -> Figure:
     """Fig. 3: (A) co-bps against ensemble size, (B) decoded vs true hand trajectories of `n_examples`
     val trials, (C) predicted single-trial rates and PSTHs of 3 neurons by condition (the conditions of
     the trials in B, same colours; true rates dotted for synthetic data, else the NLB target PSTH).
@@ -227,8 +276,9 @@ def fig3_ensemble(curve: PathLike, ensemble: PathLike, rates: PathLike, tensors:
     if _has_velocity(layout, targets):
         feats = _integrate(np.asarray(targets["eval_behavior"], float), bw)[:, -1, :]
     else:
-        feats = np.nan_to_num(np.concatenate([rates["eval_rates_heldin"], rates["eval_rates_heldout"]],
-                                             axis=-1).mean(axis=1))
+        feats = np.nan_to_num(
+            np.concatenate([rates["eval_rates_heldin"], rates["eval_rates_heldout"]], axis=-1).mean(axis=1)
+        )
     n_cond = sum(len(g) > 0 for g in groups)
     examples = _examples(groups, min(n_examples, n_cond if conditioned else n_eval), feats)  # 1 per condition
 

@@ -1,4 +1,5 @@
 """One plotting style for every figure, and an atomic PNG + PDF writer."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,7 @@ from stndt.io import atomic_path  # noqa: E402
 
 def setup() -> None:
     sns.set_theme(context="paper", style="ticks", font_scale=1.1)
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.spines.top": False,
-                         "axes.spines.right": False})
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.spines.top": False, "axes.spines.right": False})
 
 
 def save(fig, png: str | Path, pdf: bool = True) -> None:

@@ -1,7 +1,9 @@
 """Training curves of every member of every member set: training loss and val co-bps against epoch."""
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -9,7 +11,7 @@ import pandas as pd
 from stndt.datasets import CO_BPS
 from stndt.figures import style
 from stndt.figures.common import SET_COLORS, PathLike, check_sets, metric_label, pyplot, read_csv, set_label
-from stndt.train.members import VARIANTS
+from stndt.members import VARIANTS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -20,13 +22,13 @@ def read_member_logs(train_logs: Mapping[str, Mapping[str, PathLike]]) -> dict[s
     check_sets(train_logs, "training curves' train logs", need_stndt=False)
     out: dict[str, dict[str, pd.DataFrame]] = {}
     for name in (v for v in VARIANTS if train_logs.get(v)):
-        out[name] = {m: read_csv(path, f"train_log.csv of {name} member {m}")
-                     for m, path in sorted(train_logs[name].items())}
+        out[name] = {
+            m: read_csv(path, f"train_log.csv of {name} member {m}") for m, path in sorted(train_logs[name].items())
+        }
     return out
 
 
-def fig_training_curves(train_logs: Mapping[str, Mapping[str, PathLike]], out: PathLike, dataset: str = ""
-                        ) -> Figure:
+def fig_training_curves(train_logs: Mapping[str, Mapping[str, PathLike]], out: PathLike, dataset: str = "") -> Figure:
     """Training loss and val co-bps against epoch for every member of every member set (colour = set,
     one thin line per member, dot = the member's best epoch). `train_logs`: {set: {member: train_log.csv}}
     with VARIANTS keys as set names; `dataset` names the title."""

@@ -4,6 +4,7 @@ Defaults follow the published MC_Maze reference configuration (trungle93/STNDT `
 on top of its `src/config/default.py`) unless the project brief fixes another value. Both configs are
 frozen dataclasses so they can be hashed, logged and stored in checkpoints unchanged.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -40,15 +41,15 @@ class ModelConfig:
     # A negative value means "unlimited" in that direction (the reference's -1).
     context_forward: int = 50
     context_backward: int = 50
-    dropout: float = 0.1            # residual, feed-forward and temporal attention-probability dropout
-    dropout_rates: float = 0.2      # dropout on the final features before the read-out
+    dropout: float = 0.1  # residual, feed-forward and temporal attention-probability dropout
+    dropout_rates: float = 0.2  # dropout on the final features before the read-out
     dropout_embedding: float = 0.2  # dropout after embedding + position encoding
-    spatial: bool = True            # False -> NDT (no spatial embedder, attention or mixing block)
+    spatial: bool = True  # False -> NDT (no spatial embedder, attention or mixing block)
     # Switches that reproduce the reference configuration (mc_maze.yaml); the defaults are its values.
-    pre_norm: bool = True           # MODEL.PRE_NORM
-    scale_norm: bool = False        # MODEL.SCALE_NORM: ScaleNorm instead of the final LayerNorm
-    fixup_init: bool = True         # MODEL.FIXUP_INIT (T-Fixup scaling, see stndt.py for exactly which)
-    position_offset: bool = False   # MODEL.POSITION.OFFSET: positions start at 1 instead of 0
+    pre_norm: bool = True  # MODEL.PRE_NORM
+    scale_norm: bool = False  # MODEL.SCALE_NORM: ScaleNorm instead of the final LayerNorm
+    fixup_init: bool = True  # MODEL.FIXUP_INIT (T-Fixup scaling, see stndt.py for exactly which)
+    position_offset: bool = False  # MODEL.POSITION.OFFSET: positions start at 1 instead of 0
     # The reference builds one encoder layer and deep-copies it, so all layers start identical.
     identical_layer_init: bool = True
     # The reference's spatial attention is a full nn.MultiheadAttention whose value and output
@@ -68,29 +69,45 @@ class ModelConfig:
         name = type(self).__name__
         for f in ("n_heldin", "t_bins", "n_layers", "n_heads", "ff_hidden"):
             v = getattr(self, f)
-            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, f,
-                   f"must be a positive integer, got {v!r}")
+            _check(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                name,
+                f,
+                f"must be a positive integer, got {v!r}",
+            )
         for f in ("n_heldout", "t_forward"):
             v = getattr(self, f)
-            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, f,
-                   f"must be a non-negative integer, got {v!r}")
+            _check(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                name,
+                f,
+                f"must be a non-negative integer, got {v!r}",
+            )
         for f in ("context_forward", "context_backward"):
             v = getattr(self, f)
             _check(isinstance(v, int) and not isinstance(v, bool), name, f, f"must be an integer, got {v!r}")
         for f in ("dropout", "dropout_rates", "dropout_embedding"):
             v = getattr(self, f)
             _check(0.0 <= float(v) < 1.0, name, f, f"must be in [0, 1), got {v!r}")
-        _check(self.n_neurons % self.n_heads == 0, name, "n_heads",
-               f"must divide the number of neurons {self.n_neurons} (temporal token width)")
+        _check(
+            self.n_neurons % self.n_heads == 0,
+            name,
+            "n_heads",
+            f"must divide the number of neurons {self.n_neurons} (temporal token width)",
+        )
         if self.spatial:
-            _check(self.n_time % self.n_heads == 0, name, "n_heads",
-                   f"must divide the number of bins {self.n_time} (spatial token width)")
+            _check(
+                self.n_time % self.n_heads == 0,
+                name,
+                "n_heads",
+                f"must divide the number of bins {self.n_time} (spatial token width)",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """Build from a dict, rejecting unknown keys by name (e.g. from a checkpoint or params.json)."""
         return _from_dict(cls, d)
 
@@ -109,18 +126,18 @@ class ObjectiveConfig:
     """
 
     mask_ratio: float = 0.25
-    mask_token_ratio: float = 0.8    # of masked entries: fraction set to zero (the "mask token")
-    mask_random_ratio: float = 0.5   # of the masked entries not zeroed: fraction set to a random count
+    mask_token_ratio: float = 0.8  # of masked entries: fraction set to zero (the "mask token")
+    mask_random_ratio: float = 0.5  # of the masked entries not zeroed: fraction set to a random count
     mask_max_span: int = 1
-    mask_span_ramp_start: int = 8000   # epochs (reference mc_maze.yaml)
-    mask_span_ramp_end: int = 12000    # epochs
+    mask_span_ramp_start: int = 8000  # epochs (reference mc_maze.yaml)
+    mask_span_ramp_end: int = 12000  # epochs
     contrastive: bool = True
     contrast_lambda: float = 0.1
     temperature: float = 0.07
     contrast_mask_ratio: float = 0.1
-    contrast_token_ratio: float = 0.5   # reference mc_maze.yaml CONTRAST_MASK_TOKEN_RATIO
+    contrast_token_ratio: float = 0.5  # reference mc_maze.yaml CONTRAST_MASK_TOKEN_RATIO
     contrast_random_ratio: float = 0.5  # reference mc_maze.yaml CONTRAST_MASK_RANDOM_RATIO
-    contrast_max_span: int = 1          # reference CONTRAST_MASK_MAX_SPAN (shares the span ramp)
+    contrast_max_span: int = 1  # reference CONTRAST_MASK_MAX_SPAN (shares the span ramp)
     # What a span width w > 1 does (stndt.model.masking): "reference" = the published MASK_MODE "full":
     # mask with probability ratio / w and do NOT expand into spans (config/search_spaces.yaml fixes
     # this for the paper runs); "expand" = also grow the mask into w-bin spans along time (masked
@@ -141,16 +158,34 @@ class ObjectiveConfig:
             _check(0.0 <= float(v) <= 1.0, name, f, f"must be in [0, 1], got {v!r}")
         for f in ("mask_max_span", "contrast_max_span"):
             v = getattr(self, f)
-            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, f,
-                   f"must be an integer >= 1, got {v!r}")
-        _check(self.mask_span_mode in SPAN_MODES, name, "mask_span_mode",
-               f"must be one of {', '.join(SPAN_MODES)}, got {self.mask_span_mode!r}")
-        _check(self.mask_span_ramp_end > self.mask_span_ramp_start, name, "mask_span_ramp_end",
-               f"must exceed mask_span_ramp_start ({self.mask_span_ramp_start}), got {self.mask_span_ramp_end}")
-        _check(float(self.contrast_lambda) >= 0.0, name, "contrast_lambda", f"must be >= 0, got {self.contrast_lambda!r}")
+            _check(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                name,
+                f,
+                f"must be an integer >= 1, got {v!r}",
+            )
+        _check(
+            self.mask_span_mode in SPAN_MODES,
+            name,
+            "mask_span_mode",
+            f"must be one of {', '.join(SPAN_MODES)}, got {self.mask_span_mode!r}",
+        )
+        _check(
+            self.mask_span_ramp_end > self.mask_span_ramp_start,
+            name,
+            "mask_span_ramp_end",
+            f"must exceed mask_span_ramp_start ({self.mask_span_ramp_start}), got {self.mask_span_ramp_end}",
+        )
+        _check(
+            float(self.contrast_lambda) >= 0.0, name, "contrast_lambda", f"must be >= 0, got {self.contrast_lambda!r}"
+        )
         _check(float(self.temperature) > 0.0, name, "temperature", f"must be > 0, got {self.temperature!r}")
-        _check(isinstance(self.contrast_start_epoch, int) and self.contrast_start_epoch >= 0, name,
-               "contrast_start_epoch", f"must be an integer >= 0, got {self.contrast_start_epoch!r}")
+        _check(
+            isinstance(self.contrast_start_epoch, int) and self.contrast_start_epoch >= 0,
+            name,
+            "contrast_start_epoch",
+            f"must be an integer >= 0, got {self.contrast_start_epoch!r}",
+        )
 
     def contrast_active(self, epoch: int) -> bool:
         """Whether the contrastive term is part of the loss at this epoch (switch + schedule)."""
@@ -160,7 +195,7 @@ class ObjectiveConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ObjectiveConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ObjectiveConfig:
         return _from_dict(cls, d)
 
 

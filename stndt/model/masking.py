@@ -23,13 +23,13 @@ first batch after a shape change (in practice the first batch of an epoch, and t
 while the widths drawn for the other batches are discarded. We use each batch's own width: the same
 distribution per batch (same E[ratio / w]), less correlated across the batches of one epoch.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
-
 
 # How a span width w > 1 acts (ObjectiveConfig.mask_span_mode); see the module docstring.
 SPAN_MODES: tuple[str, ...] = ("reference", "expand")
@@ -78,8 +78,15 @@ def expand_spans(mask: Tensor, width: int) -> Tensor:
     return out
 
 
-def draw_mask(shape: tuple[int, ...], ratio: float, token_ratio: float, random_ratio: float,
-              width: int, generator: torch.Generator, span_mode: str = "expand") -> MaskDraw:
+def draw_mask(
+    shape: tuple[int, ...],
+    ratio: float,
+    token_ratio: float,
+    random_ratio: float,
+    width: int,
+    generator: torch.Generator,
+    span_mode: str = "expand",
+) -> MaskDraw:
     """Draw which entries are masked, and of those which are zeroed and which randomised.
 
     Each entry is masked with probability p = ratio / width. span_mode "expand" then grows masked
@@ -121,8 +128,15 @@ def apply_mask(heldin: Tensor, draw: MaskDraw, generator: torch.Generator) -> Te
     return out
 
 
-def mask_heldin(heldin: Tensor, ratio: float, token_ratio: float, random_ratio: float, width: int,
-                generator: torch.Generator, span_mode: str = "expand") -> tuple[Tensor, Tensor]:
+def mask_heldin(
+    heldin: Tensor,
+    ratio: float,
+    token_ratio: float,
+    random_ratio: float,
+    width: int,
+    generator: torch.Generator,
+    span_mode: str = "expand",
+) -> tuple[Tensor, Tensor]:
     """Mask held-in counts (B, T, N_in). Returns (masked float copy, boolean mask on heldin's device)."""
     draw = draw_mask(tuple(heldin.shape), ratio, token_ratio, random_ratio, width, generator, span_mode)
     return apply_mask(heldin, draw, generator), draw.mask.to(heldin.device)

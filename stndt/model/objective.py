@@ -17,6 +17,7 @@ embedding, one for the spatial embedding, each times lambda. The reference also 
 through the whole encoder and decoder and discards the result; that changes no loss value or gradient,
 so we skip it.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -93,13 +94,14 @@ def check_batch(batch: Tensor, n_heldin: int, t_bins: int) -> None:
 class StepInputs(NamedTuple):
     """What one training step feeds the model, drawn by draw_inputs."""
 
-    masked: Tensor         # (B, T_all, N_all): masked held-in trial bins, zero elsewhere (the model input)
-    mask: Tensor           # (B, t_bins, n_heldin): the held-in entries masked_nll scores
-    views: Tensor | None   # (2B, T_all, N_all): the two contrast views (rows i, i + B: trial i), or None
+    masked: Tensor  # (B, T_all, N_all): masked held-in trial bins, zero elsewhere (the model input)
+    mask: Tensor  # (B, t_bins, n_heldin): the held-in entries masked_nll scores
+    views: Tensor | None  # (2B, T_all, N_all): the two contrast views (rows i, i + B: trial i), or None
 
 
-def draw_inputs(counts: Tensor, cfg: ObjectiveConfig, epoch: int, generator: torch.Generator, n_heldin: int,
-                t_bins: int) -> StepInputs:
+def draw_inputs(
+    counts: Tensor, cfg: ObjectiveConfig, epoch: int, generator: torch.Generator, n_heldin: int, t_bins: int
+) -> StepInputs:
     """The step's random inputs for float counts (B, T_all, N_all), all drawn from `generator` in this
     order: the masked-modelling input's span width and mask, then - while the contrastive term is on
     (cfg.contrast_active(epoch)) - each contrast view's span width and mask."""
@@ -107,23 +109,37 @@ def draw_inputs(counts: Tensor, cfg: ObjectiveConfig, epoch: int, generator: tor
     heldin = counts[:, :t_bins, :n_heldin]
     expand = span_expand_prob(epoch, cfg.mask_span_ramp_start, cfg.mask_span_ramp_end)
     width = draw_span_width(cfg.mask_max_span, expand, generator)
-    masked, mask = mask_heldin(heldin, cfg.mask_ratio, cfg.mask_token_ratio, cfg.mask_random_ratio,
-                               width, generator, cfg.mask_span_mode)
+    masked, mask = mask_heldin(
+        heldin, cfg.mask_ratio, cfg.mask_token_ratio, cfg.mask_random_ratio, width, generator, cfg.mask_span_mode
+    )
     views = None
     if cfg.contrast_active(epoch):
         parts = []
         for _ in range(2):
             w = draw_span_width(cfg.contrast_max_span, expand, generator)
-            v, _ = mask_heldin(heldin, cfg.contrast_mask_ratio, cfg.contrast_token_ratio,
-                               cfg.contrast_random_ratio, w, generator, cfg.mask_span_mode)
+            v, _ = mask_heldin(
+                heldin,
+                cfg.contrast_mask_ratio,
+                cfg.contrast_token_ratio,
+                cfg.contrast_random_ratio,
+                w,
+                generator,
+                cfg.mask_span_mode,
+            )
             parts.append(_pad_visible(v, t_all, n_all))
         views = torch.cat(parts)
     return StepInputs(_pad_visible(masked, t_all, n_all), mask, views)
 
 
-def score_outputs(log_rates: Tensor, counts: Tensor, heldin_mask: Tensor,
-                  embedded: tuple[Tensor, Tensor | None] | None, cfg: ObjectiveConfig, n_heldin: int,
-                  t_bins: int) -> dict[str, Tensor]:
+def score_outputs(
+    log_rates: Tensor,
+    counts: Tensor,
+    heldin_mask: Tensor,
+    embedded: tuple[Tensor, Tensor | None] | None,
+    cfg: ObjectiveConfig,
+    n_heldin: int,
+    t_bins: int,
+) -> dict[str, Tensor]:
     """The step's loss from the model's outputs: log_rates of the masked input and `embedded`, the
     embedders' outputs (temporal, spatial or None) of the contrast views, or None while the
     contrastive term is off. Scalars {'loss', 'masked_nll', 'contrast'}, 'contrast' times lambda."""
@@ -138,8 +154,9 @@ def score_outputs(log_rates: Tensor, counts: Tensor, heldin_mask: Tensor,
     return {"loss": nll + contrast, "masked_nll": nll, "contrast": contrast}
 
 
-def training_loss(model, batch: Tensor, cfg: ObjectiveConfig, epoch: int, generator: torch.Generator,
-                  n_heldin: int, t_bins: int) -> dict[str, Tensor]:
+def training_loss(
+    model, batch: Tensor, cfg: ObjectiveConfig, epoch: int, generator: torch.Generator, n_heldin: int, t_bins: int
+) -> dict[str, Tensor]:
     """One step's loss. batch: full target counts (B, T_all, N_all), held-in first on both axes.
 
     Draws the masked input and contrast views (draw_inputs; held-out and forward inputs zero), runs

@@ -43,10 +43,12 @@ F.scaled_dot_product_attention with the cached boolean band as attn_mask on GPUs
 attention dropout is off (evaluation, inference, dropout 0). PyTorch's fused CPU attention kernels
 cannot apply dropout, so in CPU training SDPA would drop to its unfused math path and draw the dropout
 mask with bernoulli_; we run that same math path ourselves (baddbmm with the cached additive band,
-softmax, dropout, bmm) with the cheaper dropout below. Spatial attention is computed explicitly because its weights are the output.
+softmax, dropout, bmm) with the cheaper dropout below. Spatial attention is computed explicitly because its
+weights are the output.
 The random stream of dropout is not the one nn.Dropout would draw (seeded from torch's global generator
 all the same).
 """
+
 from __future__ import annotations
 
 import copy
@@ -245,9 +247,9 @@ class EncoderLayer(nn.Module):
             # (On GPUs SDPA's fused kernels do apply dropout, so they take the branch below.)
             q, k, v = qkv.reshape(3, b * heads, t, hd).unbind(0)
             if bias is None:
-                scores = torch.bmm(q, k.transpose(1, 2)) * hd ** -0.5
+                scores = torch.bmm(q, k.transpose(1, 2)) * hd**-0.5
             else:
-                scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=hd ** -0.5)
+                scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=hd**-0.5)
             weights = dropout(torch.softmax(scores, dim=-1), self.p, True)
             a = torch.bmm(weights, v).view(b, heads, t, hd)
         else:
@@ -267,7 +269,7 @@ class EncoderLayer(nn.Module):
         h = self.spatial_norm(s) if self.pre_norm else s
         qk = self.spatial_qk(h).view(b, n, 2, heads, hd).permute(2, 0, 3, 1, 4).reshape(2, b * heads, n, hd)
         q, k = qk.unbind(0)
-        scores = torch.baddbmm(q.new_zeros(()), q, k.transpose(1, 2), beta=0.0, alpha=hd ** -0.5)
+        scores = torch.baddbmm(q.new_zeros(()), q, k.transpose(1, 2), beta=0.0, alpha=hd**-0.5)
         probs = torch.softmax(scores.float().view(b, heads, n, n), dim=-1)
         # Average heads by summing slices, not .mean(1): mean's backward hands softmax a stride-0
         # (expanded) gradient, which sends softmax-backward down a slow path (~10x on CPU).
@@ -282,8 +284,9 @@ class EncoderLayer(nn.Module):
         h = self.ts_linear2(dropout(F.relu(self.ts_linear1(h)), self.p, self.training))
         return self._norm(self.ts_norm2, dropout_add(z, h, self.p, self.training), False)
 
-    def forward(self, x: Tensor, s: Tensor | None, mask: Tensor | None,
-                bias: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, x: Tensor, s: Tensor | None, mask: Tensor | None, bias: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
         x = self.temporal(x, mask, bias)
         if not self.spatial:
             return x, None
@@ -309,10 +312,11 @@ class STNDT(nn.Module):
             self.register_buffer("pe_space", sinusoid_table(n, t, cfg.position_offset), persistent=False)
         self.embed_dropout = FastDropout(cfg.dropout_embedding)
         first = EncoderLayer(cfg)
-        rest = [copy.deepcopy(first) if cfg.identical_layer_init else EncoderLayer(cfg)
-                for _ in range(cfg.n_layers - 1)]
+        rest = [
+            copy.deepcopy(first) if cfg.identical_layer_init else EncoderLayer(cfg) for _ in range(cfg.n_layers - 1)
+        ]
         self.layers = nn.ModuleList([first, *rest])
-        self.norm = ScaleNorm(n ** 0.5) if cfg.scale_norm else nn.LayerNorm(n)
+        self.norm = ScaleNorm(n**0.5) if cfg.scale_norm else nn.LayerNorm(n)
         self.rate_dropout = FastDropout(cfg.dropout_rates)
         self.decoder = nn.Linear(n, n)
         with torch.no_grad():
@@ -358,8 +362,9 @@ class STNDT(nn.Module):
         temporal, spatial = self.embed(spikes)
         return self.encode(temporal, spatial, return_attention)
 
-    def encode(self, temporal: Tensor, spatial: Tensor | None,
-               return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+    def encode(
+        self, temporal: Tensor, spatial: Tensor | None, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Run position encoding, the layers and the read-out on `embed` outputs."""
         x = self.embed_dropout(temporal + self.pe_time)
         s = self.embed_dropout(spatial + self.pe_space) if spatial is not None else None

@@ -2,13 +2,16 @@
 
 Our rows report the test phase where its targets are known (synthetic data) and the local val phase
 otherwise (the real test split is scored only by the benchmark's EvalAI server, from `submission.h5`).
-Published numbers (NLB'21 hidden test split) stand beside ours for real NLB datasets; they live in one
-file, `config/published_results.csv`, with their citation.
+Where the user imported that EvalAI result (`datasets.<id>.evalai_result`), it is a row of its own,
+source `ours (EvalAI test)`: the only number of ours scored on the same hidden test split as the
+published ones. Published numbers (NLB'21 hidden test split) stand beside ours for real NLB datasets;
+they live in one file, `config/published_results.csv`, with their citation.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -33,6 +36,9 @@ ABLATION_METHODS = ("STNDT", "STNDT without contrastive")
 # Splits in the order the tables show them: what compares with the published (hidden test) numbers first.
 SPLIT_ORDER = ("test", "val holdout", "val split-half", "val selection trials", "val")
 PUBLISHED_SPLIT = "NLB hidden test"
+#: Rows of an imported EvalAI result: the submission (the chosen STNDT ensemble's test-phase rates) as
+#: EvalAI scored it on the NLB test split.
+EVALAI_SOURCE, EVALAI_SPLIT, EVALAI_METHOD = "ours (EvalAI test)", "test", "stndt_ensemble"
 #: The note under every table: which of our numbers compare with which.
 READING_NOTE = (
     "Published: Le & Shlizerman, STNDT, NeurIPS 2022, scored on the NLB'21 hidden test split. Compare them "
@@ -40,7 +46,8 @@ READING_NOTE = (
     "on` names the trials our choices were made on (best epochs, early stopping, the search, the ensemble's "
     "members and size): a row scored on the trials it was selected on (`val` or `val selection trials`) is "
     "optimistic. `val holdout` (evaluation.holdout) and `val split-half` are the local estimates free of "
-    "that selection (the split-half one only partly: the members' best epochs used every val trial).")
+    "that selection (the split-half one only partly: the members' best epochs used every val trial)."
+)
 
 
 def load_published(path: str | Path) -> pd.DataFrame:
@@ -56,8 +63,9 @@ def our_rows(baselines: pd.DataFrame, dataset: str, layout: str) -> pd.DataFrame
     the trials it is scored on (`split`) and those its choices were made on (`selected on`)."""
     for col in ("split", "selected on"):
         if col not in baselines.columns:
-            raise ValueError(f"baselines.csv of {dataset}: no '{col}' column (written by an older version; "
-                             "rerun the baselines rule)")
+            raise ValueError(
+                f"baselines.csv of {dataset}: no '{col}' column (written by an older version; rerun the baselines rule)"
+            )
     rows = baselines.copy()
     unknown = set(rows["method"]) - set(METHOD_NAMES)
     if unknown:
@@ -71,12 +79,46 @@ def our_rows(baselines: pd.DataFrame, dataset: str, layout: str) -> pd.DataFrame
     return rows
 
 
-def main_table(results: Mapping[str, tuple[str, pd.DataFrame]], published: pd.DataFrame,
-               synthetic: set[str]) -> pd.DataFrame:
-    """Table 1/2 analog. `results`: dataset id -> (layout, its baselines.csv)."""
+def evalai_rows(metrics: Mapping[str, float], baselines: pd.DataFrame, dataset: str, layout: str) -> pd.DataFrame:
+    """The row of an imported EvalAI result (stndt.evaluate.evalai.load_result): the submitted STNDT
+    ensemble scored on the NLB test split, selected on the trials the ensemble was chosen on: those of its
+    baselines.csv row scored on its own selection trials (`val`, or `val selection trials` with a holdout)."""
+    rows = baselines[baselines["method"] == EVALAI_METHOD]
+    ours = rows.loc[rows["split"] == rows["selected on"], "selected on"].unique()
+    method, variant = METHOD_NAMES[EVALAI_METHOD]
+    row = {
+        "dataset": dataset,
+        "layout": layout,
+        "source": EVALAI_SOURCE,
+        "method": method,
+        "variant": variant,
+        "split": EVALAI_SPLIT,
+        "selected on": ours[0] if len(ours) == 1 else "val",
+        **metrics,
+    }
+    return pd.DataFrame([row])
+
+
+def main_table(
+    results: Mapping[str, tuple[str, pd.DataFrame]],
+    published: pd.DataFrame,
+    synthetic: set[str],
+    evalai: Mapping[str, Mapping[str, float]] | None = None,
+) -> pd.DataFrame:
+    """Table 1/2 analog. `results`: dataset id -> (layout, its baselines.csv); `evalai`: dataset id -> the
+    metrics of its imported EvalAI result, shown as a row between ours and the published ones."""
+    evalai = evalai or {}
+    unknown = sorted(set(evalai) - set(results))
+    if unknown:
+        raise ValueError(f"EvalAI result(s) given for {unknown}, which have no baselines.csv among the datasets")
+    bad = sorted(set(evalai) & set(synthetic))
+    if bad:
+        raise ValueError(f"EvalAI result(s) given for synthetic dataset(s) {bad}: EvalAI holds none of their trials")
     parts = []
     for ds, (layout, baselines) in results.items():
         parts.append(our_rows(baselines, ds, layout))
+        if ds in evalai:
+            parts.append(evalai_rows(evalai[ds], baselines, ds, layout))
         if ds not in synthetic:
             pub = published[(published["dataset"] == layout) & published["method"].isin(PUBLISHED_METHODS)].copy()
             pub.insert(1, "layout", layout)
@@ -92,7 +134,8 @@ PAIRED_NOTE = (
     "Our rows compare STNDT members 0..k-1 with the variant's members 0..k-1 (member i of a variant "
     "trained with STNDT member i's hyperparameters and seed), best member and ensemble chosen the same "
     "way from each pool; `paired difference` is the mean of (variant - STNDT) over the k pairs with a "
-    "bootstrap 95% interval (none for one pair). Table 1 has the ensemble of every STNDT member.")
+    "bootstrap 95% interval (none for one pair). Table 1 has the ensemble of every STNDT member."
+)
 SET_NAMES = {"stndt": "STNDT", "ndt": "NDT", "no_contrast": "STNDT without contrastive"}
 
 
@@ -107,8 +150,11 @@ def ablation_table(main: pd.DataFrame, paired: Mapping[str, pd.DataFrame] | None
         if ds in paired:
             parts.append(_paired_rows(paired[ds], ds, str(rows["layout"].iloc[0])))
         else:
-            ours = rows[(rows["source"] == "ours") & rows["method"].isin(ABLATION_METHODS)
-                        & rows["variant"].isin(["single", "ensemble"])]
+            ours = rows[
+                (rows["source"] == "ours")
+                & rows["method"].isin(ABLATION_METHODS)
+                & rows["variant"].isin(["single", "ensemble"])
+            ]
             parts.append(_format(ours.assign(comparison="no_contrast", k=np.nan)))
         if len(pub):
             parts.append(_format(pub.assign(comparison="no_contrast", k=np.nan)))
@@ -126,13 +172,22 @@ def _paired_rows(tidy: pd.DataFrame, dataset: str, layout: str) -> pd.DataFrame:
     tidy = tidy.assign(_split=tidy["split"].map(lambda x: order.get(x, len(order))))
     rows = []
     keys = ["comparison", "k", "set", "kind", "split"]
-    for (comparison, k, set_, kind, split), g in tidy.sort_values(["comparison", "_split"], kind="stable") \
-            .groupby(keys, sort=False):
-        row = {"dataset": dataset, "layout": layout, "source": "ours", "comparison": comparison, "k": int(k),
-               "method": " - ".join(SET_NAMES.get(x.strip(), x.strip()) for x in str(set_).split(" - ")),
-               "variant": kind, "split": split,
-               "selected on": "" if kind == "paired difference" else (
-                   "val selection trials" if "val holdout" in set(tidy["split"]) else "val")}
+    for (comparison, k, set_, kind, split), g in tidy.sort_values(["comparison", "_split"], kind="stable").groupby(
+        keys, sort=False
+    ):
+        row = {
+            "dataset": dataset,
+            "layout": layout,
+            "source": "ours",
+            "comparison": comparison,
+            "k": int(k),
+            "method": " - ".join(SET_NAMES.get(x.strip(), x.strip()) for x in str(set_).split(" - ")),
+            "variant": kind,
+            "split": split,
+            "selected on": ""
+            if kind == "paired difference"
+            else ("val selection trials" if "val holdout" in set(tidy["split"]) else "val"),
+        }
         for _, r in g.iterrows():
             if kind == "paired difference":
                 ci = "" if pd.isna(r["ci_low"]) else f" [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]"
@@ -162,12 +217,14 @@ def scaling_table(main: pd.DataFrame) -> pd.DataFrame:
 
 def _columns(table: pd.DataFrame) -> pd.DataFrame:
     metrics = [m for m in (*METRICS, RATE_R2) if m in table.columns and table[m].notna().any()]
-    return table[["dataset", "layout", "source", "method", "variant", "split", "selected on", *metrics]] \
-        .reset_index(drop=True)
+    return table[["dataset", "layout", "source", "method", "variant", "split", "selected on", *metrics]].reset_index(
+        drop=True
+    )
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
     """A GitHub-flavoured Markdown table (empty cells for metrics a dataset does not define)."""
+
     def cell(v) -> str:
         if isinstance(v, (float, np.floating)):
             return "" if np.isnan(v) else f"{v:.{digits}f}"

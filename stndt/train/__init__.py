@@ -1,4 +1,5 @@
 """Training of one ensemble member and the seeded hyperparameter search space."""
+
 from .config import TrainConfig
 from .search_space import (
     load_search_spaces,

@@ -4,15 +4,17 @@ Everything is stored as tensors and plain Python numbers / strings / lists / dic
 with ``torch.load(weights_only=True)`` (no pickled code). Writes are atomic (temp file + os.replace via
 stndt.io.atomic_path): a job killed at any point leaves either the previous file or the new one.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -45,8 +47,20 @@ def load_torch(path: str | os.PathLike, device: str | torch.device = "cpu") -> A
 
 
 # Every key a state.pt written by the training loop holds; a file missing one cannot be resumed.
-STATE_KEYS: tuple[str, ...] = ("format", "fingerprint", "epoch", "step", "elapsed_s", "best", "log", "done",
-                               "stop_reason", "model", "optimizer", "rng")
+STATE_KEYS: tuple[str, ...] = (
+    "format",
+    "fingerprint",
+    "epoch",
+    "step",
+    "elapsed_s",
+    "best",
+    "log",
+    "done",
+    "stop_reason",
+    "model",
+    "optimizer",
+    "rng",
+)
 
 
 def state_problem(obj: Any, fmt: str = STATE_FORMAT, keys: tuple[str, ...] = STATE_KEYS) -> str:
@@ -60,8 +74,9 @@ def state_problem(obj: Any, fmt: str = STATE_FORMAT, keys: tuple[str, ...] = STA
     return f"{fmt} without {', '.join(missing)}" if missing else ""
 
 
-def load_state_file(path: str | os.PathLike, fmt: str = STATE_FORMAT,
-                    keys: tuple[str, ...] = STATE_KEYS) -> tuple[dict[str, Any] | None, str]:
+def load_state_file(
+    path: str | os.PathLike, fmt: str = STATE_FORMAT, keys: tuple[str, ...] = STATE_KEYS
+) -> tuple[dict[str, Any] | None, str]:
     """(state, "") for a usable state file, (None, reason) for a damaged one (truncated, garbage,
     another format, missing keys). A file that exists but cannot be read (permissions, I/O error) is
     not damaged: that error is raised, since setting the file aside would not fix it."""
@@ -77,8 +92,15 @@ def load_state_file(path: str | os.PathLike, fmt: str = STATE_FORMAT,
     return (None, problem) if problem else (obj, "")
 
 
-def resume_state(path: Path, run_id: str, loggers: Sequence[logging.Logger], *, fmt: str = STATE_FORMAT,
-                 keys: tuple[str, ...] = STATE_KEYS, subject: str = "this member") -> dict[str, Any] | None:
+def resume_state(
+    path: Path,
+    run_id: str,
+    loggers: Sequence[logging.Logger],
+    *,
+    fmt: str = STATE_FORMAT,
+    keys: tuple[str, ...] = STATE_KEYS,
+    subject: str = "this member",
+) -> dict[str, Any] | None:
     """The saved state at `path` of the run `run_id` (its fingerprint) to resume, or None to start afresh.
 
     A damaged state file (truncated, garbage, another format) would fail every rerun the same way, so
@@ -92,8 +114,9 @@ def resume_state(path: Path, run_id: str, loggers: Sequence[logging.Logger], *, 
     if st is None:
         aside = set_aside(path)
         for lg in loggers:
-            lg.warning("%s cannot be resumed (%s); kept it as %s and starting %s afresh", path, problem,
-                       aside.name, subject)
+            lg.warning(
+                "%s cannot be resumed (%s); kept it as %s and starting %s afresh", path, problem, aside.name, subject
+            )
         return None
     if st.get("fingerprint") != run_id:
         for lg in loggers:

@@ -3,6 +3,7 @@
 Kept in its own module (not in loop.py) so that the search-space code can map flat hyperparameter
 names onto it without importing the training loop.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,8 @@ class TrainConfig:
     """
 
     max_epochs: int = 50_000
-    val_every: int = 20            # epochs between validations (val co-bps decides the kept checkpoint)
-    patience: int = 3_000          # epochs without progress before stopping (see stop_rule)
+    val_every: int = 20  # epochs between validations (val co-bps decides the kept checkpoint)
+    patience: int = 3_000  # epochs without progress before stopping (see stop_rule)
     # patience scaling with the member's own progress: a criterion last improved at epoch b waits
     # max(patience, patience_fraction * b) epochs (stndt.train.stopping); 0 = fixed (published runs)
     patience_fraction: float = 0.0
@@ -34,15 +35,15 @@ class TrainConfig:
     # since the best val co-bps (this project's earlier rule). See stndt.train.stopping.
     stop_rule: str = "both"
     batch_size: int = 64
-    eval_batch_size: int = 256     # inference only; no effect on results
+    eval_batch_size: int = 256  # inference only; no effect on results
     lr: float = 1e-3
     weight_decay: float = 5e-5
     adam_eps: float = 1e-8
     warmup_epochs: int = 5_000
-    grad_clip: float = 200.0       # max global gradient norm (reference MAX_GRAD_NORM)
+    grad_clip: float = 200.0  # max global gradient norm (reference MAX_GRAD_NORM)
     seed: int = 0
-    device: str = "auto"           # 'auto' = CUDA when available, else CPU; or any torch device string
-    bf16: bool | None = None       # None = bfloat16 autocast where it is fast: CUDA, CPUs with AVX-512 BF16 / AMX
+    device: str = "auto"  # 'auto' = CUDA when available, else CPU; or any torch device string
+    bf16: bool | None = None  # None = bfloat16 autocast where it is fast: CUDA, CPUs with AVX-512 BF16 / AMX
     num_threads: int | None = None  # torch CPU threads; None leaves torch's default
     # torch.use_deterministic_algorithms + CUBLAS_WORKSPACE_CONFIG: bitwise-equal reruns and exact resume
     # on CUDA too (CPU runs are deterministic without it); slower on CUDA, and torch raises naming any op
@@ -50,7 +51,10 @@ class TrainConfig:
     deterministic: bool = False
     checkpoint_every_epochs: int = 100  # resumable state.pt is saved at the first of these two limits
     checkpoint_every_s: float = 300.0
-    keep_state: bool = False       # keep state.pt after the outputs are written
+    keep_state: bool = False  # keep state.pt after the outputs are written
+    # also keep the best val masked loss / unmasked loss / contrastive loss weights and write their rates
+    # (candidates/): the ensemble's candidate pool of evaluation.candidates 'checkpoints' (stndt.candidates)
+    candidate_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         positive = ("max_epochs", "val_every", "batch_size", "eval_batch_size", "checkpoint_every_epochs")
@@ -65,9 +69,14 @@ class TrainConfig:
         for name in ("lr", "grad_clip", "adam_eps", "checkpoint_every_s"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        if not (isinstance(self.patience_fraction, (int, float)) and not isinstance(self.patience_fraction, bool)
-                and 0 <= self.patience_fraction <= 10):
-            raise ValueError(f"TrainConfig.patience_fraction must be a number in [0, 10], got {self.patience_fraction!r}")
+        if not (
+            isinstance(self.patience_fraction, (int, float))
+            and not isinstance(self.patience_fraction, bool)
+            and 0 <= self.patience_fraction <= 10
+        ):
+            raise ValueError(
+                f"TrainConfig.patience_fraction must be a number in [0, 10], got {self.patience_fraction!r}"
+            )
         if not float(self.weight_decay) >= 0:
             raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.stop_rule not in STOP_RULES:
@@ -76,5 +85,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.bf16 must be true, false or null, got {self.bf16!r}")
         if not isinstance(self.deterministic, bool):
             raise ValueError(f"TrainConfig.deterministic must be true or false, got {self.deterministic!r}")
+        if not isinstance(self.candidate_checkpoints, bool):
+            raise ValueError(
+                f"TrainConfig.candidate_checkpoints must be true or false, got {self.candidate_checkpoints!r}"
+            )
         if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
             raise ValueError(f"TrainConfig.num_threads must be a positive integer or null, got {self.num_threads!r}")

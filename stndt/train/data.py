@@ -4,6 +4,7 @@
 trials from `targets/{nlb_key}/`) and stops with an error naming the file and key when a dataset or
 attribute is missing, not 3-D, not finite, or inconsistent in trials / bins / neurons.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,8 +17,13 @@ import numpy as np
 from stndt.datasets import nlb_key
 from stndt.evaluate.holdout import HOLDOUT_KEY
 
-TENSOR_KEYS: tuple[str, ...] = ("train_spikes_heldin", "train_spikes_heldout", "train_spikes_heldin_forward",
-                                "train_spikes_heldout_forward", "eval_spikes_heldin")
+TENSOR_KEYS: tuple[str, ...] = (
+    "train_spikes_heldin",
+    "train_spikes_heldout",
+    "train_spikes_heldin_forward",
+    "train_spikes_heldout_forward",
+    "eval_spikes_heldin",
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,11 @@ def load_phase_tensors(path: str | Path, need_eval_heldout: bool = False) -> Pha
             eval_heldout = np.asarray(f[target][()], dtype=np.float32)
         elif "eval_spikes_heldout" in f:
             eval_heldout = np.asarray(f["eval_spikes_heldout"][()], dtype=np.float32)
-        holdout = np.asarray(f[HOLDOUT_KEY][()], dtype=np.int64).reshape(-1) if HOLDOUT_KEY in f \
+        holdout = (
+            np.asarray(f[HOLDOUT_KEY][()], dtype=np.int64).reshape(-1)
+            if HOLDOUT_KEY in f
             else np.zeros(0, dtype=np.int64)
+        )
     if need_eval_heldout and eval_heldout is None:
         raise ValueError(f"{path}: missing '{target}' (held-out spikes of the eval trials, needed for validation)")
     for k, a in arrays.items():
@@ -102,16 +111,21 @@ def load_phase_tensors(path: str | Path, need_eval_heldout: bool = False) -> Pha
     checks = [
         ("train_spikes_heldout", tout.shape[:2], tin.shape[:2]),
         ("train_spikes_heldin_forward", (fin.shape[0], fin.shape[2]), (tin.shape[0], tin.shape[2])),
-        ("train_spikes_heldout_forward", (fout.shape[0], fout.shape[1], fout.shape[2]),
-         (tin.shape[0], fin.shape[1], tout.shape[2])),
+        (
+            "train_spikes_heldout_forward",
+            (fout.shape[0], fout.shape[1], fout.shape[2]),
+            (tin.shape[0], fin.shape[1], tout.shape[2]),
+        ),
         ("eval_spikes_heldin", ein.shape[1:], tin.shape[1:]),
     ]
     if eval_heldout is not None:
         checks.append((target, eval_heldout.shape, (ein.shape[0], ein.shape[1], tout.shape[2])))
     for name, got, want in checks:
         if tuple(got) != tuple(want):
-            raise ValueError(f"{path}: '{name}' has shape {tuple(got)} where {tuple(want)} was expected "
-                             "(trials / bins / neurons inconsistent with train_spikes_heldin)")
+            raise ValueError(
+                f"{path}: '{name}' has shape {tuple(got)} where {tuple(want)} was expected "
+                "(trials / bins / neurons inconsistent with train_spikes_heldin)"
+            )
     if holdout.size and (holdout.min() < 0 or holdout.max() >= len(ein) or holdout.size >= len(ein)):
         raise ValueError(f"{path}: '{HOLDOUT_KEY}' must index some but not all of the {len(ein)} eval trials")
     return PhaseTensors(path, key, tin, tout, fin, fout, ein, eval_heldout, holdout)
@@ -125,8 +139,10 @@ def load_train_phases(tensors_val: Path, tensors_test: Path | None) -> tuple[Pha
     if tensors_test is not None:
         test = load_phase_tensors(tensors_test)
         if test.shapes != val.shapes:
-            raise ValueError(f"{tensors_test}: shapes {test.shapes} differ from the val-phase file "
-                             f"{tensors_val} ({val.shapes}); both phases must have the same bins and neurons")
+            raise ValueError(
+                f"{tensors_test}: shapes {test.shapes} differ from the val-phase file "
+                f"{tensors_val} ({val.shapes}); both phases must have the same bins and neurons"
+            )
     return val, test
 
 

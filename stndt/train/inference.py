@@ -5,6 +5,7 @@ bits_per_spike, Poisson NLL on held-out neurons) and val_masked_nll (the referen
 which its published stopping rule tracks); rates_dict / phase_rates: the NLB submission arrays.
 Names of the metrics as they appear in train_log.csv, state.pt, best.pt and the summaries: VAL_*.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,14 @@ def autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def predict_log_rates(model: torch.nn.Module, heldin: np.ndarray, *, device: torch.device | str = "cpu",
-                      batch_size: int = 256, bf16: bool = False) -> np.ndarray:
+def predict_log_rates(
+    model: torch.nn.Module,
+    heldin: np.ndarray,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    bf16: bool = False,
+) -> np.ndarray:
     """Log-rates (trials, T + T_fp, N_in + N_out) float32 for held-in spikes (trials, T, N_in)."""
     cfg = model.cfg
     device = torch.device(device)
@@ -38,7 +45,7 @@ def predict_log_rates(model: torch.nn.Module, heldin: np.ndarray, *, device: tor
     model.eval()
     out = []
     for i in range(0, len(x), batch_size):
-        batch = torch.from_numpy(x[i:i + batch_size]).to(device)
+        batch = torch.from_numpy(x[i : i + batch_size]).to(device)
         with autocast(device, bf16):
             out.append(model(batch).float().cpu().numpy())
     model.train(was_training)
@@ -47,8 +54,9 @@ def predict_log_rates(model: torch.nn.Module, heldin: np.ndarray, *, device: tor
     return np.concatenate(out, axis=0)
 
 
-def validation_metrics(eval_log_rates: np.ndarray, eval_heldout: np.ndarray, t_bins: int,
-                       n_heldin: int) -> dict[str, float]:
+def validation_metrics(
+    eval_log_rates: np.ndarray, eval_heldout: np.ndarray, t_bins: int, n_heldin: int
+) -> dict[str, float]:
     """Val co-bps (nlb_tools bits_per_spike) and Poisson NLL per entry on held-out neurons' trial bins."""
     from nlb_tools.evaluation import bits_per_spike, neg_log_likelihood
 
@@ -61,9 +69,16 @@ def validation_metrics(eval_log_rates: np.ndarray, eval_heldout: np.ndarray, t_b
 
 
 @torch.no_grad()
-def val_masked_nll(model: torch.nn.Module, heldin: np.ndarray, heldout: np.ndarray, obj_cfg: Any,
-                   generator: torch.Generator, *, device: torch.device | str = "cpu",
-                   batch_size: int = 64) -> float:
+def val_masked_nll(
+    model: torch.nn.Module,
+    heldin: np.ndarray,
+    heldout: np.ndarray,
+    obj_cfg: Any,
+    generator: torch.Generator,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 64,
+) -> float:
     """The reference's val masked loss (runner.py's `val_loss`, which its stopping rule tracks).
 
     On the val eval trials, in eval mode and float32, exactly as trungle93/STNDT computes it: held-in
@@ -90,10 +105,11 @@ def val_masked_nll(model: torch.nn.Module, heldin: np.ndarray, heldout: np.ndarr
     count = 0
     try:
         for i in range(0, len(heldin), batch_size):
-            hin = torch.from_numpy(heldin[i:i + batch_size]).to(device)
-            hout = torch.from_numpy(heldout[i:i + batch_size]).to(device)
-            masked, mask = mask_heldin(hin, obj_cfg.mask_ratio, obj_cfg.mask_token_ratio,
-                                       obj_cfg.mask_random_ratio, 1, generator)
+            hin = torch.from_numpy(heldin[i : i + batch_size]).to(device)
+            hout = torch.from_numpy(heldout[i : i + batch_size]).to(device)
+            masked, mask = mask_heldin(
+                hin, obj_cfg.mask_ratio, obj_cfg.mask_token_ratio, obj_cfg.mask_random_ratio, 1, generator
+            )
             x = torch.nn.functional.pad(masked, (0, cfg.n_heldout, 0, cfg.t_forward))
             log_rates = model(x).float()
             total += poisson_nll(log_rates[:, :t_bins, :n_heldin], hin)[mask].double().sum()
@@ -111,8 +127,9 @@ def val_masked_nll(model: torch.nn.Module, heldin: np.ndarray, heldout: np.ndarr
     return value if math.isfinite(value) else math.inf
 
 
-def rates_dict(train_log_rates: np.ndarray, eval_log_rates: np.ndarray, t_bins: int,
-               n_heldin: int) -> dict[str, np.ndarray]:
+def rates_dict(
+    train_log_rates: np.ndarray, eval_log_rates: np.ndarray, t_bins: int, n_heldin: int
+) -> dict[str, np.ndarray]:
     """NLB submission arrays (spikes per bin, float32) from train / eval trials' log-rates."""
     tr = np.exp(train_log_rates[:, :t_bins].astype(np.float64)).astype(np.float32)
     ev = np.exp(eval_log_rates.astype(np.float64)).astype(np.float32)
@@ -126,8 +143,14 @@ def rates_dict(train_log_rates: np.ndarray, eval_log_rates: np.ndarray, t_bins: 
     }
 
 
-def phase_rates(model: torch.nn.Module, p: PhaseTensors, *, device: torch.device | str = "cpu",
-                batch_size: int = 256, bf16: bool = False) -> dict[str, dict[str, np.ndarray]]:
+def phase_rates(
+    model: torch.nn.Module,
+    p: PhaseTensors,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 256,
+    bf16: bool = False,
+) -> dict[str, dict[str, np.ndarray]]:
     """{nlb_key: submission arrays} of one phase's train and eval trials."""
     cfg = model.cfg
     train = predict_log_rates(model, p.train_heldin, device=device, batch_size=batch_size, bf16=bf16)

@@ -20,18 +20,29 @@ The final outputs are written only at the end, each atomically, rates last.
 Packed training (stndt.train.pack) runs the same setup, step halves (stndt.model.objective) and
 bookkeeping for K members at once; only the step itself (one model vs stacked parameters) differs.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
+from stndt.members import STOP_CAP
 from stndt.train.bookkeeping import end_epoch, finish, fresh_state, validate_untrained
-from stndt.train.checkpoint import STATE_FILE, STATE_FORMAT, capture_rng, cpu_state_dict, fingerprint, \
-    restore_rng, resume_state, save_torch
+from stndt.train.checkpoint import (
+    STATE_FILE,
+    STATE_FORMAT,
+    capture_rng,
+    cpu_state_dict,
+    fingerprint,
+    restore_rng,
+    resume_state,
+    save_torch,
+)
 from stndt.train.data import full_counts, load_train_phases
 from stndt.train.inference import VAL_CO_BPS, autocast
 from stndt.train.outputs import LOG_FILE, attach_file_log, clear_outputs
@@ -39,13 +50,18 @@ from stndt.train.preemption import Preemption, Terminated
 from stndt.train.schedule import lr_factor
 from stndt.train.search_space import split_params
 from stndt.train.setup import build_member, member_generators, resolve_runtime, run_identity
-from stndt.train.stopping import STOP_CAP
 
 log = logging.getLogger("stndt.train")
 
 
-def train_member(tensors_val: str | Path, tensors_test: str | Path | None, out_dir: str | Path,
-                 params: Mapping[str, Any], *, progress: bool | None = None) -> dict[str, Any]:
+def train_member(
+    tensors_val: str | Path,
+    tensors_test: str | Path | None,
+    out_dir: str | Path,
+    params: Mapping[str, Any],
+    *,
+    progress: bool | None = None,
+) -> dict[str, Any]:
     """Train one member from flat hyperparameters `params` and write its outputs into `out_dir`.
 
     `params` holds any fields of ModelConfig / ObjectiveConfig / TrainConfig by name (e.g. a
@@ -59,8 +75,14 @@ def train_member(tensors_val: str | Path, tensors_test: str | Path | None, out_d
     handler = attach_file_log(log, out_dir / LOG_FILE)
     try:
         with Preemption(log) as preemption:
-            return _train_member(Path(tensors_val), None if tensors_test is None else Path(tensors_test),
-                                 out_dir, dict(params), progress, preemption)
+            return _train_member(
+                Path(tensors_val),
+                None if tensors_test is None else Path(tensors_test),
+                out_dir,
+                dict(params),
+                progress,
+                preemption,
+            )
     except Terminated:
         raise
     except BaseException:
@@ -71,8 +93,14 @@ def train_member(tensors_val: str | Path, tensors_test: str | Path | None, out_d
         handler.close()
 
 
-def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, params: dict[str, Any],
-                  progress: bool | None, preemption: Preemption) -> dict[str, Any]:
+def _train_member(
+    tensors_val: Path,
+    tensors_test: Path | None,
+    out_dir: Path,
+    params: dict[str, Any],
+    progress: bool | None,
+    preemption: Preemption,
+) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from stndt.model.objective import training_loss
@@ -84,8 +112,9 @@ def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, p
     model, model_cfg, train_cfg = m.model, m.model_cfg, m.train_cfg
     run_id = fingerprint(run_identity(m, device, bf16), [tensors_val, tensors_test])
     log.info("member %s: device=%s bf16=%s shapes=%s", out_dir, device, bf16, val.shapes)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay,
-                                  eps=train_cfg.adam_eps)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay, eps=train_cfg.adam_eps
+    )
     torch.manual_seed(m.seeds["dropout"])
     generators = member_generators(m.seeds, device)
     log.info("model: %d parameters", n_parameters(model))
@@ -114,8 +143,14 @@ def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, p
     if st["epoch"] == 0 and not st["log"]:
         validate_untrained(m, st, val, device)
 
-    bar = tqdm(total=train_cfg.max_epochs, initial=st["epoch"], desc=out_dir.name,
-               disable=None if progress is None else not progress, mininterval=2.0, leave=False)
+    bar = tqdm(
+        total=train_cfg.max_epochs,
+        initial=st["epoch"],
+        desc=out_dir.name,
+        disable=None if progress is None else not progress,
+        mininterval=2.0,
+        leave=False,
+    )
     last_save_t, last_save_epoch = time.monotonic(), st["epoch"]
     t_run = time.monotonic() - st["elapsed_s"]
     bs = train_cfg.batch_size
@@ -129,17 +164,19 @@ def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, p
         sums = torch.zeros(3, dtype=torch.float64, device=device)
         n_batches = 0
         for i in range(0, n_train, bs):
-            batch = data[order[i:i + bs]]
+            batch = data[order[i : i + bs]]
             with autocast(device, bf16):
-                out = training_loss(model, batch, m.obj_cfg, epoch, generators["mask"],
-                                    model_cfg.n_heldin, model_cfg.t_bins)
+                out = training_loss(
+                    model, batch, m.obj_cfg, epoch, generators["mask"], model_cfg.n_heldin, model_cfg.t_bins
+                )
             loss = out["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
             optimizer.step()
-            sums += torch.stack([loss.detach().double(), out["masked_nll"].detach().double(),
-                                 out["contrast"].detach().double()])
+            sums += torch.stack(
+                [loss.detach().double(), out["masked_nll"].detach().double(), out["contrast"].detach().double()]
+            )
             n_batches += 1
             st["step"] += 1
         st["epoch"] = epoch + 1
@@ -150,9 +187,10 @@ def _train_member(tensors_val: Path, tensors_test: Path | None, out_dir: Path, p
             bar.set_postfix(loss=f"{means[0]:.4f}", cobps=f"{row[VAL_CO_BPS]:.4f}", refresh=False)
         if not st["done"]:
             preemption.stop_if_requested(save_state, st["epoch"], state_path)
-        if (not st["done"]
-                and (st["epoch"] - last_save_epoch >= train_cfg.checkpoint_every_epochs
-                     or time.monotonic() - last_save_t >= train_cfg.checkpoint_every_s)):
+        if not st["done"] and (
+            st["epoch"] - last_save_epoch >= train_cfg.checkpoint_every_epochs
+            or time.monotonic() - last_save_t >= train_cfg.checkpoint_every_s
+        ):
             save_state()
             last_save_t, last_save_epoch = time.monotonic(), st["epoch"]
     bar.close()

@@ -1,11 +1,14 @@
 """Everything that makes member i of a dataset what it is: its sampled hyperparameters, its seed and
 its model variant. One function, so the Snakemake rule, the CLI and the tests agree exactly.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from stndt.members import VARIANTS
 from stndt.train.search_space import (
     load_search_spaces,
     member_seed,
@@ -14,27 +17,13 @@ from stndt.train.search_space import (
     validate_space,
 )
 
-# The model variants compared in the paper, as overrides of a member's sampled hyperparameters.
-# NDT: no spatial attention and no contrastive term (the original NDT); no_contrast: the ablation.
-VARIANTS: dict[str, dict[str, Any]] = {
-    "stndt": {},
-    "ndt": {"spatial": False, "contrastive": False},
-    "no_contrast": {"contrastive": False},
-}
 
-
-def member_id(index: int) -> str:
-    return f"m{index:03d}"
-
-
-def member_index(member: str) -> int:
-    if not (member.startswith("m") and member[1:].isdigit()):
-        raise ValueError(f"member id {member!r}: expected 'm' followed by digits, e.g. m007")
-    return int(member[1:])
-
-
-def space_for(spaces: Mapping[str, Mapping[str, Any]], layout: str, overrides: Mapping[str, Any] | None = None,
-              space_name: str | None = None) -> dict[str, Any]:
+def space_for(
+    spaces: Mapping[str, Mapping[str, Any]],
+    layout: str,
+    overrides: Mapping[str, Any] | None = None,
+    space_name: str | None = None,
+) -> dict[str, Any]:
     """The validated search space of a dataset: a named space of the file (or the layout's family's)
     with the config's overrides replacing entries."""
     if space_name:
@@ -46,9 +35,14 @@ def space_for(spaces: Mapping[str, Mapping[str, Any]], layout: str, overrides: M
     return search_space_for(layout, spaces, overrides)
 
 
-def resolve_member(space: Mapping[str, Any], seed: int, index: int, variant: str = "stndt",
-                   training: Mapping[str, Any] | None = None, sampled: Mapping[str, Any] | None = None
-                   ) -> dict[str, Any]:
+def resolve_member(
+    space: Mapping[str, Any],
+    seed: int,
+    index: int,
+    variant: str = "stndt",
+    training: Mapping[str, Any] | None = None,
+    sampled: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Flat hyperparameters of member `index`: its sampled values (a seeded draw from `space`, or the
     given `sampled` values, e.g. a Bayesian proposal), then the fixed `training` settings, then the
     variant's switches and the member's own training seed. Member i gets the same draw in every variant,
@@ -62,9 +56,16 @@ def resolve_member(space: Mapping[str, Any], seed: int, index: int, variant: str
     return params
 
 
-def member_params(spaces_file: str | Path, layout: str, index: int, seed: int, variant: str = "stndt",
-                  overrides: Mapping[str, Any] | None = None, training: Mapping[str, Any] | None = None,
-                  space_name: str | None = None) -> dict[str, Any]:
+def member_params(
+    spaces_file: str | Path,
+    layout: str,
+    index: int,
+    seed: int,
+    variant: str = "stndt",
+    overrides: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
+    space_name: str | None = None,
+) -> dict[str, Any]:
     """`resolve_member` for a search-space file (see there)."""
     space = space_for(load_search_spaces(spaces_file), layout, overrides, space_name)
     return resolve_member(space, seed, index, variant, training)

@@ -2,29 +2,47 @@
 
 best.pt, params.json, train_log.csv, rates_val.h5, rates_test.h5 (OUTPUT_FILES) are written only at
 the end, each atomically, rates last; `clear_outputs` removes earlier ones first, so none can outlive
-a failed or killed run and pass for its result. train.log collects the member's log messages.
+a failed or killed run and pass for its result (the extra ensemble candidates' folder, candidates/, too:
+stndt.train.candidates writes it before these when TrainConfig.candidate_checkpoints is set). train.log
+collects the member's log messages.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
+from stndt.candidates import CANDIDATES_DIR, candidate_files
+from stndt.datasets import PHASES
 from stndt.io import atomic_path, save_h5, write_json
 from stndt.train.checkpoint import MEMBER_FORMAT, STATE_FILE, save_torch
 from stndt.train.data import PhaseTensors
 from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, VAL_NLL, phase_rates
 
 LOG_COLUMNS: tuple[str, ...] = (
-    "epoch", "step", "loss", "masked_nll", "contrast", "lr", VAL_CO_BPS, VAL_NLL, "time_s", VAL_MASKED_NLL,
+    "epoch",
+    "step",
+    "loss",
+    "masked_nll",
+    "contrast",
+    "lr",
+    VAL_CO_BPS,
+    VAL_NLL,
+    "time_s",
+    VAL_MASKED_NLL,
 )
 # Columns that measure wall-clock time: the only ones allowed to differ between identical runs.
 TIMING_COLUMNS: tuple[str, ...] = ("time_s",)
 OUTPUT_FILES: tuple[str, ...] = ("best.pt", "params.json", "train_log.csv", "rates_val.h5", "rates_test.h5")
+#: Every file of a member folder that its training job leaves: the outputs above and the val scores
+#: (`stndt train` scores the member in the same job). The workflow declares exactly these.
+MEMBER_FILES: tuple[str, ...] = (*OUTPUT_FILES, "metrics_val.json")
 LOG_FILE = "train.log"
 
 
@@ -70,12 +88,27 @@ def clear_outputs(out_dir: Path, state_files: Sequence[str] = (STATE_FILE,)) -> 
     for name in (*OUTPUT_FILES, *state_files):
         for tmp in out_dir.glob(f".{name}.*.tmp"):
             tmp.unlink(missing_ok=True)
+    extra = out_dir / CANDIDATES_DIR  # the extra ensemble candidates (stndt.train.candidates), if any
+    for name in candidate_files(PHASES):
+        (extra / name).unlink(missing_ok=True)
+        for tmp in extra.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
-def write_member_outputs(out_dir: Path, model: torch.nn.Module, best: dict[str, Any], configs: dict[str, Any],
-                         params: dict[str, Any], summary: dict[str, Any], rows: list[dict[str, Any]],
-                         val: PhaseTensors, test: PhaseTensors | None, *, device: torch.device,
-                         eval_batch_size: int) -> None:
+def write_member_outputs(
+    out_dir: Path,
+    model: torch.nn.Module,
+    best: dict[str, Any],
+    configs: dict[str, Any],
+    params: dict[str, Any],
+    summary: dict[str, Any],
+    rows: list[dict[str, Any]],
+    val: PhaseTensors,
+    test: PhaseTensors | None,
+    *,
+    device: torch.device,
+    eval_batch_size: int,
+) -> None:
     """best.pt, params.json, train_log.csv, then rates_val.h5 / rates_test.h5 of `model`, which holds
     the best weights (`best`: epoch, val metrics, weights)."""
     ckpt = {
@@ -91,12 +124,15 @@ def write_member_outputs(out_dir: Path, model: torch.nn.Module, best: dict[str, 
     flat: dict[str, Any] = {}
     for section in ("model", "objective", "train"):
         flat.update(configs[section])
-    write_json(out_dir / "params.json", {
-        "hyperparameters": flat,  # every resolved setting, flat (one members.csv row)
-        **configs,
-        "given": params,          # the params passed in (sampled + fixed)
-        "training": summary,
-    })
+    write_json(
+        out_dir / "params.json",
+        {
+            "hyperparameters": flat,  # every resolved setting, flat (one members.csv row)
+            **configs,
+            "given": params,  # the params passed in (sampled + fixed)
+            "training": summary,
+        },
+    )
     write_text(out_dir / "train_log.csv", log_csv_text(rows))
     # Inference in float32 even when training used bf16: cheap, and rates keep full precision.
     kw = {"device": device, "batch_size": eval_batch_size}

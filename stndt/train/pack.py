@@ -30,12 +30,14 @@ uninterrupted run. A damaged pack_state.pt is handled like a damaged state.pt
 (stndt.train.checkpoint.resume_state): set aside with a warning in every member's train.log, and the
 pack starts afresh.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -58,8 +60,18 @@ log = logging.getLogger("stndt.train.pack")
 PACK_STATE_FILE = "pack_state.pt"
 PACK_STATE_FORMAT = "stndt-pack-state-v1"
 # Every key a pack_state.pt holds; a file missing one cannot be resumed (it is set aside).
-PACK_STATE_KEYS: tuple[str, ...] = ("format", "fingerprint", "epoch", "elapsed_s", "members", "active", "params",
-                                    "optimizer", "dropout_rng", "generators")
+PACK_STATE_KEYS: tuple[str, ...] = (
+    "format",
+    "fingerprint",
+    "epoch",
+    "elapsed_s",
+    "members",
+    "active",
+    "params",
+    "optimizer",
+    "dropout_rng",
+    "generators",
+)
 # TrainConfig fields every member of a pack must share: they fix the shape or place of the batched step.
 SHARED_TRAIN_FIELDS: tuple[str, ...] = ("batch_size", "device", "bf16", "deterministic")
 
@@ -69,8 +81,14 @@ def pack_state_path(out_dirs: Sequence[str | Path]) -> Path:
     return Path(out_dirs[0]) / PACK_STATE_FILE
 
 
-def train_pack(tensors_val: str | Path, tensors_test: str | Path | None, out_dirs: Sequence[str | Path],
-               params_list: Sequence[Mapping[str, Any]], *, progress: bool | None = None) -> list[dict[str, Any]]:
+def train_pack(
+    tensors_val: str | Path,
+    tensors_test: str | Path | None,
+    out_dirs: Sequence[str | Path],
+    params_list: Sequence[Mapping[str, Any]],
+    *,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
     """Train len(out_dirs) members as one pack; member i from params_list[i] into out_dirs[i].
 
     Each folder gets train_member's outputs, each summary (returned in order) is train_member's, and
@@ -81,18 +99,30 @@ def train_pack(tensors_val: str | Path, tensors_test: str | Path | None, out_dir
     """
     out_dirs = [Path(d) for d in out_dirs]
     if len(out_dirs) != len(params_list) or not out_dirs:
-        raise ValueError(f"train_pack: {len(out_dirs)} folders for {len(params_list)} parameter sets "
-                         "(need one folder per member, at least one)")
+        raise ValueError(
+            f"train_pack: {len(out_dirs)} folders for {len(params_list)} parameter sets "
+            "(need one folder per member, at least one)"
+        )
     if len({d.resolve() for d in out_dirs}) != len(out_dirs):
         raise ValueError(f"train_pack: member folders must differ, got {[str(d) for d in out_dirs]}")
     if len(out_dirs) == 1:
         return [train_member(tensors_val, tensors_test, out_dirs[0], params_list[0], progress=progress)]
-    return _run_with_logs(Path(tensors_val), None if tensors_test is None else Path(tensors_test), out_dirs,
-                          [dict(p) for p in params_list], progress)
+    return _run_with_logs(
+        Path(tensors_val),
+        None if tensors_test is None else Path(tensors_test),
+        out_dirs,
+        [dict(p) for p in params_list],
+        progress,
+    )
 
 
-def _run_with_logs(tensors_val: Path, tensors_test: Path | None, out_dirs: list[Path],
-                   params_list: list[dict[str, Any]], progress: bool | None) -> list[dict[str, Any]]:
+def _run_with_logs(
+    tensors_val: Path,
+    tensors_test: Path | None,
+    out_dirs: list[Path],
+    params_list: list[dict[str, Any]],
+    progress: bool | None,
+) -> list[dict[str, Any]]:
     handlers: list[tuple[logging.Logger, logging.Handler]] = []
     for i, d in enumerate(out_dirs):
         d.mkdir(parents=True, exist_ok=True)
@@ -102,8 +132,9 @@ def _run_with_logs(tensors_val: Path, tensors_test: Path | None, out_dirs: list[
     outer = torch.get_rng_state()
     try:
         with Preemption(_PackLog([m for m, _ in handlers])) as preemption:
-            return _train_packed(tensors_val, tensors_test, out_dirs, params_list, progress,
-                                 [m for m, _ in handlers], preemption)
+            return _train_packed(
+                tensors_val, tensors_test, out_dirs, params_list, progress, [m for m, _ in handlers], preemption
+            )
     except Terminated:
         raise
     except BaseException:
@@ -128,22 +159,33 @@ class _PackLog:
             lg.warning(msg, *args)
 
 
-def _build_members(val, out_dirs: list[Path], params_list: list[dict[str, Any]],
-                   loggers: list[logging.Logger], device: torch.device) -> list[Member]:
-    members = [build_member(i, d, params, val.shapes, device, loggers[i])
-               for i, (d, params) in enumerate(zip(out_dirs, params_list))]
+def _build_members(
+    val, out_dirs: list[Path], params_list: list[dict[str, Any]], loggers: list[logging.Logger], device: torch.device
+) -> list[Member]:
+    members = [
+        build_member(i, d, params, val.shapes, device, loggers[i])
+        for i, (d, params) in enumerate(zip(out_dirs, params_list))
+    ]
     first = members[0].train_cfg
     for m in members[1:]:
         for f in SHARED_TRAIN_FIELDS:
             if getattr(m.train_cfg, f) != getattr(first, f):
-                raise ValueError(f"cannot pack members whose '{f}' differs ({getattr(first, f)!r} for "
-                                 f"{members[0].out_dir}, {getattr(m.train_cfg, f)!r} for {m.out_dir})")
+                raise ValueError(
+                    f"cannot pack members whose '{f}' differs ({getattr(first, f)!r} for "
+                    f"{members[0].out_dir}, {getattr(m.train_cfg, f)!r} for {m.out_dir})"
+                )
     return members
 
 
-def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[Path],
-                  params_list: list[dict[str, Any]], progress: bool | None,
-                  loggers: list[logging.Logger], preemption: Preemption) -> list[dict[str, Any]]:
+def _train_packed(
+    tensors_val: Path,
+    tensors_test: Path | None,
+    out_dirs: list[Path],
+    params_list: list[dict[str, Any]],
+    progress: bool | None,
+    loggers: list[logging.Logger],
+    preemption: Preemption,
+) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     val, test = load_train_phases(tensors_val, tensors_test)
@@ -152,13 +194,22 @@ def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[P
     members = _build_members(val, out_dirs, params_list, loggers, device)
     run_id = fingerprint({"pack": [run_identity(m, device, bf16) for m in members]}, [tensors_val, tensors_test])
     for m in members:
-        m.log.info("member %s: packed with %d members (%s); device=%s bf16=%s shapes=%s", m.out_dir,
-                   len(members), out_dirs[0], device, bf16, val.shapes)
+        m.log.info(
+            "member %s: packed with %d members (%s); device=%s bf16=%s shapes=%s",
+            m.out_dir,
+            len(members),
+            out_dirs[0],
+            device,
+            bf16,
+            val.shapes,
+        )
 
-    pack = PackedSTNDT([m.model for m in members],
-                       MemberRNG(device, [seeded_state(m.seeds["dropout"], device) for m in members]))
-    optimizer = PackedAdamW(pack.params, [m.train_cfg.weight_decay for m in members],
-                            [m.train_cfg.adam_eps for m in members])
+    pack = PackedSTNDT(
+        [m.model for m in members], MemberRNG(device, [seeded_state(m.seeds["dropout"], device) for m in members])
+    )
+    optimizer = PackedAdamW(
+        pack.params, [m.train_cfg.weight_decay for m in members], [m.train_cfg.adam_eps for m in members]
+    )
     gens = [member_generators(m.seeds, device) for m in members]
     data = torch.from_numpy(full_counts(val)).to(device)
     n_train = data.shape[0]
@@ -166,8 +217,7 @@ def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[P
         raise ValueError(f"{tensors_val}: no training trials")
 
     state_path = pack_state_path(out_dirs)
-    st = resume_state(state_path, run_id, loggers, fmt=PACK_STATE_FORMAT, keys=PACK_STATE_KEYS,
-                      subject="the pack")
+    st = resume_state(state_path, run_id, loggers, fmt=PACK_STATE_FORMAT, keys=PACK_STATE_KEYS, subject="the pack")
     active = list(range(len(members)))  # member indices still training, in pack order
     if st is not None:
         active = list(st["active"])
@@ -183,8 +233,13 @@ def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[P
         for m in members:
             m.log.info("resumed pack from %s at epoch %d", state_path, st["epoch"])
     else:
-        st = {"format": PACK_STATE_FORMAT, "fingerprint": run_id, "epoch": 0, "elapsed_s": 0.0,
-              "members": [fresh_state() for _ in members]}
+        st = {
+            "format": PACK_STATE_FORMAT,
+            "fingerprint": run_id,
+            "epoch": 0,
+            "elapsed_s": 0.0,
+            "members": [fresh_state() for _ in members],
+        }
     mst = st["members"]
 
     def load_member(pos: int) -> Member:
@@ -197,8 +252,9 @@ def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[P
         st["params"] = {k: v.detach().cpu() for k, v in pack.params.items()}
         st["optimizer"] = optimizer.state_dict()
         st["dropout_rng"] = [s.cpu() for s in pack.rng.states]
-        st["generators"] = [{"batch": gens[i]["batch"].get_state(), "mask": gens[i]["mask"].get_state()}
-                            for i in active]
+        st["generators"] = [
+            {"batch": gens[i]["batch"].get_state(), "mask": gens[i]["mask"].get_state()} for i in active
+        ]
         save_torch(state_path, st)
 
     if st["epoch"] == 0 and not mst[0]["log"]:
@@ -208,8 +264,14 @@ def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[P
     active = [i for i in active if not mst[i]["done"]]
 
     max_epochs = max(m.train_cfg.max_epochs for m in members)
-    bar = tqdm(total=max_epochs, initial=st["epoch"], desc=f"pack of {len(members)}",
-               disable=None if progress is None else not progress, mininterval=2.0, leave=False)
+    bar = tqdm(
+        total=max_epochs,
+        initial=st["epoch"],
+        desc=f"pack of {len(members)}",
+        disable=None if progress is None else not progress,
+        mininterval=2.0,
+        leave=False,
+    )
     every_epochs = min(m.train_cfg.checkpoint_every_epochs for m in members)
     every_s = min(m.train_cfg.checkpoint_every_s for m in members)
     last_save_t, last_save_epoch = time.monotonic(), st["epoch"]
@@ -224,17 +286,25 @@ def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[P
         sums = torch.zeros(len(active), 3, dtype=torch.float64, device=device)
         n_batches = 0
         for b0 in range(0, n_train, bs):
-            batch = data[orders[:, b0:b0 + bs]]
+            batch = data[orders[:, b0 : b0 + bs]]
             with autocast(device, bf16):
-                out = pack_loss(pack, batch, [members[i].obj_cfg for i in active], epoch,
-                                [gens[i]["mask"] for i in active], members[0].model_cfg.n_heldin,
-                                members[0].model_cfg.t_bins)
+                out = pack_loss(
+                    pack,
+                    batch,
+                    [members[i].obj_cfg for i in active],
+                    epoch,
+                    [gens[i]["mask"] for i in active],
+                    members[0].model_cfg.n_heldin,
+                    members[0].model_cfg.t_bins,
+                )
             optimizer.zero_grad()
             out["loss"].sum().backward()
             clip_grad_norms_(pack.parameters(), [c.grad_clip for c in cfgs])
             optimizer.step(lrs)
-            sums += torch.stack([out["loss"].detach().double(), out["masked_nll"].detach().double(),
-                                 out["contrast"].detach().double()], dim=1)
+            sums += torch.stack(
+                [out["loss"].detach().double(), out["masked_nll"].detach().double(), out["contrast"].detach().double()],
+                dim=1,
+            )
             n_batches += 1
         st["epoch"] = epoch + 1
         elapsed = time.monotonic() - t_run  # the pack's clock: the same for every member this epoch
@@ -242,7 +312,7 @@ def _train_packed(tensors_val: Path, tensors_test: Path | None, out_dirs: list[P
         for pos, i in enumerate(active):
             ms = mst[i]
             ms["epoch"], ms["step"] = st["epoch"], ms["step"] + n_batches
-            end_epoch(load_member(pos), ms, means[pos], lrs[pos], val, device, lambda: elapsed)
+            end_epoch(load_member(pos), ms, means[pos], lrs[pos], val, device, lambda: elapsed)  # noqa: B023 (called at once)
         st["elapsed_s"] = elapsed
         bar.update(1)
         keep = [pos for pos, i in enumerate(active) if not mst[i]["done"]]

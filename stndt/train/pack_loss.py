@@ -7,9 +7,10 @@ contrastive term is on), and each member's slice is scored by score_outputs: the
 solo step calls, so both paths compute the same loss by construction (tests/test_pack.py checks the
 bitwise equality of whole training runs).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -19,8 +20,15 @@ from stndt.model.objective import check_batch, draw_inputs, score_outputs
 from stndt.train.pack_model import PackedSTNDT
 
 
-def pack_loss(pack: PackedSTNDT, batch: Tensor, cfgs: Sequence[ObjectiveConfig], epoch: int,
-              generators: Sequence[torch.Generator], n_heldin: int, t_bins: int) -> dict[str, Tensor]:
+def pack_loss(
+    pack: PackedSTNDT,
+    batch: Tensor,
+    cfgs: Sequence[ObjectiveConfig],
+    epoch: int,
+    generators: Sequence[torch.Generator],
+    n_heldin: int,
+    t_bins: int,
+) -> dict[str, Tensor]:
     """training_loss of every member: batch (K, B, T_all, N_all) holds member k's batch at k.
 
     Returns (K,) tensors 'loss', 'masked_nll', 'contrast' (lambda already applied; 0 where the
@@ -42,7 +50,9 @@ def pack_loss(pack: PackedSTNDT, batch: Tensor, cfgs: Sequence[ObjectiveConfig],
         temporal = temporal.unbind(0)
         spatial = [None] * k_ if spatial is None else spatial.unbind(0)
         embedded = [None if x.views is None else (temporal[k], spatial[k]) for k, x in enumerate(inputs)]
-    out = [score_outputs(log_rates[k], counts[k], inputs[k].mask, embedded[k], cfgs[k], n_heldin, t_bins)
-           for k in range(k_)]
+    out = [
+        score_outputs(log_rates[k], counts[k], inputs[k].mask, embedded[k], cfgs[k], n_heldin, t_bins)
+        for k in range(k_)
+    ]
     pack.clear_casts()
     return {name: torch.stack([o[name] for o in out]) for name in ("loss", "masked_nll", "contrast")}

@@ -26,11 +26,12 @@ stacked parameters (``torch.func.stack_module_state`` of K real STNDT modules), 
 Training forward only: validation and rates use a real STNDT loaded with the member's weights
 (``member_state_dict``), i.e. exactly the solo code path.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,9 +42,19 @@ from stndt.model.stndt import STNDT, _keep_mask
 
 # ModelConfig fields that change the computation graph: they must agree within a pack. The others
 # (dropouts, context band, init switches, position offset) may differ per member.
-STRUCTURAL_FIELDS: tuple[str, ...] = ("n_heldin", "n_heldout", "t_bins", "t_forward", "n_layers", "n_heads",
-                                      "ff_hidden", "spatial", "pre_norm", "scale_norm",
-                                      "keep_unused_spatial_params")
+STRUCTURAL_FIELDS: tuple[str, ...] = (
+    "n_heldin",
+    "n_heldout",
+    "t_bins",
+    "t_forward",
+    "n_layers",
+    "n_heads",
+    "ff_hidden",
+    "spatial",
+    "pre_norm",
+    "scale_norm",
+    "keep_unused_spatial_params",
+)
 
 
 def check_packable(cfgs: Sequence[ModelConfig]) -> None:
@@ -51,8 +62,10 @@ def check_packable(cfgs: Sequence[ModelConfig]) -> None:
     for f in STRUCTURAL_FIELDS:
         values = [getattr(c, f) for c in cfgs]
         if len(set(values)) > 1:
-            raise ValueError(f"cannot pack members whose '{f}' differs ({values}); "
-                             f"packed members may differ only in {_free_fields()}")
+            raise ValueError(
+                f"cannot pack members whose '{f}' differs ({values}); "
+                f"packed members may differ only in {_free_fields()}"
+            )
 
 
 def _free_fields() -> str:
@@ -92,7 +105,7 @@ class MemberRNG:
             self.states[i] = self.generator.get_state()
             self.generator.set_state(outer)
 
-    def subset(self, keep: Sequence[int]) -> "MemberRNG":
+    def subset(self, keep: Sequence[int]) -> MemberRNG:
         out = MemberRNG.__new__(MemberRNG)
         out.generator, out.states = self.generator, [self.states[i] for i in keep]
         return out
@@ -133,7 +146,7 @@ class PackedSTNDT:
     def size(self) -> int:
         return len(self.cfgs)
 
-    def subset(self, keep: Sequence[int]) -> "PackedSTNDT":
+    def subset(self, keep: Sequence[int]) -> PackedSTNDT:
         """The pack of members `keep` (positions), sharing no autograd history with this one."""
         out = PackedSTNDT.__new__(PackedSTNDT)
         out.__dict__.update(self.__dict__)
@@ -221,8 +234,12 @@ class PackedSTNDT:
         w, b = self.params[f"{name}.weight"], self.params[f"{name}.bias"]
         shape = (x.shape[-1],)
         if self.exact:
-            return torch.stack([F.layer_norm(xi, shape, wi, bi, self.ln_eps)
-                                for xi, wi, bi in zip(x.unbind(0), w.unbind(0), b.unbind(0))])
+            return torch.stack(
+                [
+                    F.layer_norm(xi, shape, wi, bi, self.ln_eps)
+                    for xi, wi, bi in zip(x.unbind(0), w.unbind(0), b.unbind(0))
+                ]
+            )
         view = (w.shape[0],) + (1,) * (x.dim() - 2) + shape
         return torch.addcmul(b.view(view), F.layer_norm(x, shape, eps=self.ln_eps), w.view(view))
 
@@ -234,8 +251,9 @@ class PackedSTNDT:
         """STNDT.visible per member: held-in trial bins of (K, B, T, N) spikes, zero elsewhere."""
         cfg = self.cfgs[0]
         if spikes.dim() != 4 or spikes.shape[0] != self.size or spikes.shape[2:] != (cfg.n_time, cfg.n_neurons):
-            raise ValueError(f"spikes: expected ({self.size}, batch, {cfg.n_time}, {cfg.n_neurons}), "
-                             f"got {tuple(spikes.shape)}")
+            raise ValueError(
+                f"spikes: expected ({self.size}, batch, {cfg.n_time}, {cfg.n_neurons}), got {tuple(spikes.shape)}"
+            )
         heldin = spikes[:, :, : cfg.t_bins, : cfg.n_heldin].float()
         return F.pad(heldin, (0, cfg.n_heldout, 0, cfg.t_forward))
 
@@ -262,8 +280,12 @@ class PackedSTNDT:
                 s = x.transpose(2, 3)
         if self.scale_norm is not None:
             scale = self.params["norm.scale"]
-            x = torch.stack([torch.func.functional_call(self.scale_norm, {"scale": si}, (xi,))
-                             for si, xi in zip(scale.unbind(0), x.unbind(0))])
+            x = torch.stack(
+                [
+                    torch.func.functional_call(self.scale_norm, {"scale": si}, (xi,))
+                    for si, xi in zip(scale.unbind(0), x.unbind(0))
+                ]
+            )
         else:
             x = self._layer_norm(x, "norm")
         return self._linear(self._dropout(x, self._p("dropout_rates")), "decoder")
@@ -297,8 +319,7 @@ class PackedSTNDT:
         qkv = qkv.view(k_, b, t, 3, heads, hd).permute(3, 0, 1, 4, 2, 5)
         q, k, v = qkv.reshape(3, k_ * b * heads, t, hd).unbind(0)
         band = self._band(b, heads, q.dtype) if banded[0] else None
-        a = _dropout_attention(q, k, v, band,
-                               lambda w: self._keeps(w.view(k_, b * heads, t, t), ps).view(w.shape))
+        a = _dropout_attention(q, k, v, band, lambda w: self._keeps(w.view(k_, b * heads, t, t), ps).view(w.shape))
         return a.view(k_, b, heads, t, hd).transpose(2, 3).reshape(k_, b, t, n)
 
     def _band(self, b: int, heads: int, dtype: torch.dtype) -> Tensor:
@@ -327,8 +348,9 @@ class PackedSTNDT:
         p_attn = self.cfgs[i].dropout if self.training else 0.0
         if p_attn > 0 and qkv.device.type == "cpu":
             q, k, v = qkv.reshape(3, b * heads, t, hd).unbind(0)
-            a = _dropout_attention(q, k, v, self.context_bias[i],
-                                   lambda w: self._keep(i, torch.empty_like(w), p_attn)).view(b, heads, t, hd)
+            a = _dropout_attention(
+                q, k, v, self.context_bias[i], lambda w: self._keep(i, torch.empty_like(w), p_attn)
+            ).view(b, heads, t, hd)
         else:
             q, k, v = qkv.unbind(0)
             with self.rng.member(i):
@@ -343,7 +365,7 @@ class PackedSTNDT:
         h = self._layer_norm(s, f"layers.{layer}.spatial_norm") if self.cfgs[0].pre_norm else s
         qk = self._linear(h, f"layers.{layer}.spatial_qk").view(k_ * b, n, 2, heads, hd)
         q, k = qk.permute(2, 0, 3, 1, 4).reshape(2, k_ * b * heads, n, hd).unbind(0)
-        scores = torch.baddbmm(q.new_zeros(()), q, k.transpose(1, 2), beta=0.0, alpha=hd ** -0.5)
+        scores = torch.baddbmm(q.new_zeros(()), q, k.transpose(1, 2), beta=0.0, alpha=hd**-0.5)
         probs = torch.softmax(scores.float().view(k_ * b, heads, n, n), dim=-1)
         return functools.reduce(torch.add, probs.unbind(1)) / heads
 
@@ -358,15 +380,16 @@ class PackedSTNDT:
         return self._norm(pre + "ts_norm2", self._dropout_add(z, h, p), False)
 
 
-def _dropout_attention(q: Tensor, k: Tensor, v: Tensor, band: Tensor | None,
-                       keep_of: Callable[[Tensor], Tensor]) -> Tensor:
+def _dropout_attention(
+    q: Tensor, k: Tensor, v: Tensor, band: Tensor | None, keep_of: Callable[[Tensor], Tensor]
+) -> Tensor:
     """EncoderLayer.temporal's CPU attention with dropout on (M, T, hd) queries, keys and values: scaled
     scores plus the additive band (None: full context), softmax, times the keep-mask keep_of(weights),
     times v. The one home of that arithmetic for one member and for a whole pack."""
     hd = q.shape[-1]
     if band is None:
-        scores = torch.bmm(q, k.transpose(1, 2)) * hd ** -0.5
+        scores = torch.bmm(q, k.transpose(1, 2)) * hd**-0.5
     else:
-        scores = torch.baddbmm(band, q, k.transpose(1, 2), alpha=hd ** -0.5)
+        scores = torch.baddbmm(band, q, k.transpose(1, 2), alpha=hd**-0.5)
     weights = torch.softmax(scores, dim=-1)
     return torch.bmm(weights * keep_of(weights), v)

@@ -8,9 +8,10 @@ scalars: a Python scalar enters a float32 kernel as float32, so a float32 factor
 same value gives bitwise the same update. Settings shared by every member (betas, the step count)
 stay Python scalars, exactly as torch uses them.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -47,8 +48,13 @@ def clip_grad_norms_(params: Sequence[Tensor], max_norms: Sequence[float]) -> Te
 class PackedAdamW:
     """AdamW over stacked parameters, one set of hyperparameters per member (leading axis)."""
 
-    def __init__(self, params: Mapping[str, Tensor], weight_decay: Sequence[float], eps: Sequence[float],
-                 betas: tuple[float, float] = (0.9, 0.999)):
+    def __init__(
+        self,
+        params: Mapping[str, Tensor],
+        weight_decay: Sequence[float],
+        eps: Sequence[float],
+        betas: tuple[float, float] = (0.9, 0.999),
+    ):
         self.params = dict(params)
         self.weight_decay = [float(w) for w in weight_decay]
         self.eps = [float(e) for e in eps]
@@ -69,8 +75,8 @@ class PackedAdamW:
         beta1, beta2 = self.betas
         self.step_count += 1
         step = float(self.step_count)  # torch keeps the step as a float tensor and reads it back
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+        bias_correction1 = 1 - beta1**step
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         for name, p in self.params.items():
             g = p.grad
             if g is None:
@@ -98,8 +104,11 @@ class PackedAdamW:
         self.exp_avg_sq = {k: v[idx] for k, v in self.exp_avg_sq.items()}
 
     def state_dict(self) -> dict:
-        return {"step": self.step_count, "exp_avg": {k: v.cpu() for k, v in self.exp_avg.items()},
-                "exp_avg_sq": {k: v.cpu() for k, v in self.exp_avg_sq.items()}}
+        return {
+            "step": self.step_count,
+            "exp_avg": {k: v.cpu() for k, v in self.exp_avg.items()},
+            "exp_avg_sq": {k: v.cpu() for k, v in self.exp_avg_sq.items()},
+        }
 
     def load_state_dict(self, state: Mapping) -> None:
         device = next(iter(self.params.values())).device

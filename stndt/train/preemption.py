@@ -6,6 +6,7 @@ decisions of an uninterrupted one (stndt.train.checkpoint); an epoch must theref
 period between SIGTERM and SIGKILL (SLURM's KillWait, 30 s by default; ask for an earlier signal with
 `--signal=TERM@300`, see README "On a SLURM cluster").
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,7 +36,7 @@ class Preemption:
         self.requested = True
         self.log.warning("SIGTERM received: stopping at the end of this epoch, after saving the state")
 
-    def __enter__(self) -> "Preemption":
+    def __enter__(self) -> Preemption:
         if threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGTERM, self._handler)
         return self
@@ -48,6 +49,10 @@ class Preemption:
         """Save and stop (raise Terminated) when SIGTERM came."""
         if self.requested:
             save_state()
-            self.log.warning("terminated by SIGTERM after epoch %d: training state saved to %s; rerun the "
-                             "job to resume from it (nothing is lost)", epoch, state_path)
+            self.log.warning(
+                "terminated by SIGTERM after epoch %d: training state saved to %s; rerun the "
+                "job to resume from it (nothing is lost)",
+                epoch,
+                state_path,
+            )
             raise Terminated()

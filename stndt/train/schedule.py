@@ -1,4 +1,5 @@
 """The learning-rate schedule of a member (the reference's WarmupCosineSchedule, stepped per epoch)."""
+
 from __future__ import annotations
 
 import math

@@ -26,17 +26,19 @@ Determinism: the sampler is seeded from (seed, wave) through a SeedSequence; par
 sorted-name order; the same inputs give the same proposals in any process (same library versions).
 The proposals depend on the completed values, not only on the seed.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from stndt.train.members import member_index
+from stndt.members import member_index
 from stndt.train.search_space import is_range, sample_params, validate_space
 
 METHODS: tuple[str, ...] = ("random", "bayes")
@@ -46,6 +48,14 @@ _VAL_CO_BPS = "val co-bps"  # stndt.train.inference.VAL_CO_BPS (not imported: in
 _SEED_TAG = 0xBA7E5  # separates the sampler seeds from the other SeedSequence users of (seed, ...)
 
 log = logging.getLogger(__name__)
+
+
+def wave_of(index: int, wave_size: int) -> int:
+    """The wave whose members include member `index` (the inverse of `wave_indices`)."""
+    _check_nonneg_int("index", index)
+    if wave_size < 1:
+        raise ValueError("wave_size must be positive")
+    return index // wave_size
 
 
 def wave_indices(wave: int, wave_size: int) -> range:
@@ -89,8 +99,14 @@ def sampler_seed(seed: int, wave: int) -> int:
     return int(state[0])
 
 
-def propose_wave(space: Mapping[str, Any], seed: int, wave: int, wave_size: int,
-                 completed: Sequence[tuple[Mapping[str, Any], float]], method: str = "bayes") -> list[dict[str, Any]]:
+def propose_wave(
+    space: Mapping[str, Any],
+    seed: int,
+    wave: int,
+    wave_size: int,
+    completed: Sequence[tuple[Mapping[str, Any], float]],
+    method: str = "bayes",
+) -> list[dict[str, Any]]:
     """Sampled hyperparameters of the members of `wave` (indices `wave_indices(wave, wave_size)`).
 
     `completed`: (params, best val co-bps) of the finished members of the earlier waves, in member
@@ -106,20 +122,22 @@ def propose_wave(space: Mapping[str, Any], seed: int, wave: int, wave_size: int,
     if wave == 0 or method == "random":
         return random_draws
     if len(completed) > indices.start:
-        raise ValueError(f"wave {wave}: {len(completed)} completed members given, but only {indices.start} "
-                         f"members come before it (wave_size {wave_size})")
+        raise ValueError(
+            f"wave {wave}: {len(completed)} completed members given, but only {indices.start} "
+            f"members come before it (wave_size {wave_size})"
+        )
     finite = sum(1 for _, v in completed if _finite(v))
     if finite < MIN_FINITE:
-        log.warning("wave %d: only %d completed member(s) with a finite value; using the random draws",
-                    wave, finite)
+        log.warning("wave %d: only %d completed member(s) with a finite value; using the random draws", wave, finite)
         return random_draws
     proposals = _ask_gp(space, sampler_seed(seed, wave), completed, wave_size)
     fixed = {name: spec for name, spec in space.items() if not is_range(spec)}
     return [{name: ({**fixed, **p})[name] for name in sorted(space)} for p in proposals]
 
 
-def _ask_gp(space: Mapping[str, Any], sampler_seed_: int, completed: Sequence[tuple[Mapping[str, Any], float]],
-            n: int) -> list[dict[str, Any]]:
+def _ask_gp(
+    space: Mapping[str, Any], sampler_seed_: int, completed: Sequence[tuple[Mapping[str, Any], float]], n: int
+) -> list[dict[str, Any]]:
     """Rebuild the study from `completed` and ask it `n` times (the asked trials stay RUNNING, so each
     later ask sees the earlier ones as pending points: q-batch log-EI)."""
     import optuna
@@ -129,8 +147,7 @@ def _ask_gp(space: Mapping[str, Any], sampler_seed_: int, completed: Sequence[tu
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" / "trial added" chatter
     try:
-        sampler = optuna.samplers.GPSampler(seed=sampler_seed_, n_startup_trials=0,
-                                            warn_independent_sampling=False)
+        sampler = optuna.samplers.GPSampler(seed=sampler_seed_, n_startup_trials=0, warn_independent_sampling=False)
         study = optuna.create_study(direction="maximize", sampler=sampler)
         for k, (params, value) in enumerate(completed):
             trial_params = _space_params(params, dists, k)
@@ -159,8 +176,10 @@ def _space_params(params: Mapping[str, Any], dists: Mapping[str, Any], k: int) -
                 raise ValueError(f"completed member {k}: {name}={params[name]!r} is not an integer")
             value = int(value)
         if not dist._contains(dist.to_internal_repr(value)):
-            raise ValueError(f"completed member {k}: {name}={params[name]!r} is outside the search space "
-                             f"[{dist.low}, {dist.high}] (did the space change between waves?)")
+            raise ValueError(
+                f"completed member {k}: {name}={params[name]!r} is outside the search space "
+                f"[{dist.low}, {dist.high}] (did the space change between waves?)"
+            )
         out[name] = value
     return out
 
@@ -177,12 +196,13 @@ def _plain(params: Mapping[str, Any], dists: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def completed_members(member_dirs: Iterable[str | Path],
-                      space: Mapping[str, Any] | None = None) -> list[tuple[dict[str, Any], float]]:
+def completed_members(
+    member_dirs: Iterable[str | Path], space: Mapping[str, Any] | None = None
+) -> list[tuple[dict[str, Any], float]]:
     """(params, best val co-bps) of finished members, read from each folder's params.json, in member order.
 
-    params.json is written by stndt.train.outputs.write_member_outputs: "given" holds the params the member was trained with
-    (sampled + fixed settings + variant switches + seed), "training" its summary with "val co-bps".
+    params.json is written by stndt.train.outputs.write_member_outputs: "given" holds the params the member
+    was trained with (sampled + fixed settings + variant switches + seed), "training" its summary with "val co-bps".
     With `space`, only its sampled keys are kept (the ones the search optimises); `propose_wave`
     ignores the other keys anyway. Folders are sorted by member index (their names, e.g. m007), so the
     order of `member_dirs` does not matter. A missing value (None) is returned as NaN.

@@ -11,14 +11,16 @@ Reproducibility: every (seed, member_index, parameter name) triple gets its own 
 member i gets the same values however many members are requested, whatever order the space is
 written in, and adding a parameter to the space does not change the values drawn for the others.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import typing
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import yaml
@@ -61,8 +63,9 @@ def _is_number(x: Any) -> bool:
 def validate_space(space: Mapping[str, Any], where: str) -> None:
     """Raise ValueError naming `where` and the offending key for any malformed entry."""
     if not isinstance(space, Mapping):
-        raise ValueError(f"{where}: search space must be a mapping of param -> range or value, "
-                         f"got {type(space).__name__}")
+        raise ValueError(
+            f"{where}: search space must be a mapping of param -> range or value, got {type(space).__name__}"
+        )
     known = known_params()
     hints = _field_hints()
     for name, spec in space.items():
@@ -223,16 +226,16 @@ def load_search_spaces(path: str | Path = DEFAULT_SPACES_FILE) -> dict[str, dict
     return {k: dict(v) for k, v in data.items()}
 
 
-def search_space_for(layout: str, spaces: Mapping[str, Mapping[str, Any]] | None = None,
-                     overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def search_space_for(
+    layout: str, spaces: Mapping[str, Mapping[str, Any]] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The search space for an NLB layout (scaling sizes use their family's, i.e. mc_maze's),
     with per-run `overrides` (e.g. epoch-valued ranges shrunk to a small budget) replacing entries."""
     spaces = load_search_spaces() if spaces is None else spaces
     family = nlb_dataset(layout).family
     key = layout if layout in spaces else family
     if key not in spaces:
-        raise ValueError(f"no search space for layout {layout!r} (or its family {family!r}); "
-                         f"have: {', '.join(spaces)}")
+        raise ValueError(f"no search space for layout {layout!r} (or its family {family!r}); have: {', '.join(spaces)}")
     space = {**spaces[key], **dict(overrides or {})}
     validate_space(space, f"search_space[{layout}]")
     return space

@@ -7,6 +7,7 @@ generators seeded from TrainConfig.seed (derived_seeds) - model init, batch orde
 masks (generator on the training device), dropout (torch's global RNG, re-seeded), val masks (a
 generator re-seeded from the seed and the epoch at each validation, so it needs no saved state).
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,14 @@ from stndt.train.search_space import split_params
 
 # TrainConfig fields that change how a job runs but not what it computes (excluded from the
 # fingerprint, so changing them does not discard a saved state).
-RUN_ONLY_FIELDS: tuple[str, ...] = ("device", "eval_batch_size", "num_threads", "checkpoint_every_epochs",
-                                    "checkpoint_every_s", "keep_state")
+RUN_ONLY_FIELDS: tuple[str, ...] = (
+    "device",
+    "eval_batch_size",
+    "num_threads",
+    "checkpoint_every_epochs",
+    "checkpoint_every_s",
+    "keep_state",
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -105,8 +112,14 @@ class Member:
     log: logging.Logger
 
 
-def build_member(index: int, out_dir: Path, params: dict[str, Any], shapes: dict[str, int],
-                 device: torch.device, logger: logging.Logger) -> Member:
+def build_member(
+    index: int,
+    out_dir: Path,
+    params: dict[str, Any],
+    shapes: dict[str, int],
+    device: torch.device,
+    logger: logging.Logger,
+) -> Member:
     """Resolve `params` against the data's shapes and build the member's model from its init seed."""
     from stndt.model.stndt import STNDT  # looked up at call time (tests substitute a recording STNDT)
 
@@ -120,6 +133,10 @@ def build_member(index: int, out_dir: Path, params: dict[str, Any], shapes: dict
 
 def run_identity(m: Member, device: torch.device, bf16: bool) -> dict[str, Any]:
     """What makes a member's run what it is (hashed with its data files into the state's fingerprint)."""
-    return {"model": m.configs["model"], "objective": m.configs["objective"],
-            "train": {k: v for k, v in m.configs["train"].items() if k not in RUN_ONLY_FIELDS},
-            "device_type": device.type, "bf16": bf16}
+    return {
+        "model": m.configs["model"],
+        "objective": m.configs["objective"],
+        "train": {k: v for k, v in m.configs["train"].items() if k not in RUN_ONLY_FIELDS},
+        "device_type": device.type,
+        "bf16": bf16,
+    }

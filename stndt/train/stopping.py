@@ -26,6 +26,7 @@ training; a member stopped there before the rule fired has not converged (``conv
 The decision is a pure function of epoch counters, so it is tested on hand-made histories and a
 resumed run makes exactly the decisions of an uninterrupted one (the counters live in state.pt).
 """
+
 from __future__ import annotations
 
 import math
@@ -45,11 +46,6 @@ def improved(value: float, best: float, *, lower_is_better: bool) -> bool:
     return value < best if lower_is_better else value > best
 
 
-#: Why a member stopped: the stopping rule fired (converged), the cap `max_epochs` was reached first
-#: (NOT converged: it may still have been improving), or the training loss became non-finite.
-STOP_RULE, STOP_CAP, STOP_DIVERGED = "early_stopping", "max_epochs", "diverged"
-
-
 def effective_patience(best_epoch: int, patience: int, patience_fraction: float = 0.0) -> float:
     """The patience a criterion last improved at `best_epoch` gets: max(patience, fraction x best_epoch)."""
     return max(float(patience), patience_fraction * max(best_epoch, 0))
@@ -63,8 +59,14 @@ def patience_floor(patience: int, patience_steps: int, steps_per_epoch: int) -> 
     return max(int(patience), math.ceil(patience_steps / steps_per_epoch))
 
 
-def should_stop(epoch: int, best_cobps_epoch: int, best_loss_epoch: int, patience: int,
-                rule: str = DEFAULT_STOP_RULE, patience_fraction: float = 0.0) -> bool:
+def should_stop(
+    epoch: int,
+    best_cobps_epoch: int,
+    best_loss_epoch: int,
+    patience: int,
+    rule: str = DEFAULT_STOP_RULE,
+    patience_fraction: float = 0.0,
+) -> bool:
     """Stop training after `epoch` (number of epochs trained so far, checked at a validation)?
 
     best_cobps_epoch / best_loss_epoch: the epochs at which val co-bps / val masked loss last
@@ -81,8 +83,3 @@ def should_stop(epoch: int, best_cobps_epoch: int, best_loss_epoch: int, patienc
     if rule == "cobps":
         return waited(best_cobps_epoch) >= 0
     return waited(best_cobps_epoch) > 0 and waited(best_loss_epoch) > 0
-
-
-def converged(stop_reason: str) -> bool:
-    """A member converged when the stopping rule ended it (not the cap, not divergence)."""
-    return stop_reason == STOP_RULE

@@ -4,16 +4,15 @@ import glob
 import json
 import re
 
-from stndt.train.members import (
-    VARIANTS,
-    member_id,
-    member_index,
-    resolve_member,
-    space_for,
-)
 from snakemake.exceptions import WorkflowError
 
+from stndt.candidates import BEST_COBPS, CANDIDATES_DIR, CHECKPOINTS, candidate_files
+from stndt.datasets import PHASES, SCALING_DATASETS
 from stndt.io import link_files
+from stndt.members import VARIANTS, member_id, member_index
+from stndt.train.members import resolve_member, space_for
+from stndt.train.outputs import MEMBER_FILES
+from stndt.train.search import wave_of
 from stndt.train.search_space import load_search_spaces
 
 
@@ -44,7 +43,6 @@ TRAIN_RESOURCES = {
 }
 ALL_DATASETS = list(CFG.datasets)
 SYNTHETIC = CFG.by_source("synthetic")
-PHASES = ["val", "test"]
 
 
 # ---- member sets: the STNDT members of a dataset live in {dataset}/, a variant's in {dataset}/variants/{v}/
@@ -65,7 +63,7 @@ VDIR = "|".join(["", *(re.escape(vdir(v)) for v in VARIANTS if v != "stndt")])
 
 wildcard_constraints:
     dataset=one_of(ALL_DATASETS),
-    phase="val|test",
+    phase=one_of(PHASES),
     member=r"m\d\d\d+",
     vdir=f"({VDIR})",
     pack=r"m\d\d\d+(-m\d\d\d+)?",
@@ -117,7 +115,7 @@ def member_wave(dataset, index):
     """The Bayesian-search wave that proposes member `index`, or None: drawn at random (random search,
     and the first wave of a Bayesian one)."""
     search = CFG.datasets[dataset].search
-    wave = index // search["wave_size"]
+    wave = wave_of(index, search["wave_size"])
     return wave if search["method"] == "bayes" and wave > 0 else None
 
 
@@ -184,12 +182,21 @@ def pack_hparams(wildcards):
             CFG.seed,
             member_index(m),
             variant_of(wildcards.vdir),
-            ds.training,
+            member_training(ds),
             proposals.get(m),
         )
         for m in pack_members(wildcards.pack)
     ]
     return json.dumps(members, sort_keys=True)
+
+
+def member_training(ds):
+    """A dataset's fixed training settings, plus candidate_checkpoints when its ensemble ranks the
+    reference's pool (evaluation.candidates: checkpoints). Absent otherwise, so the default changes no
+    member's params (and retrains nothing)."""
+    if ds.candidates == CHECKPOINTS:
+        return {**ds.training, "candidate_checkpoints": True}
+    return ds.training
 
 
 def read_wave(path):
@@ -310,14 +317,27 @@ def paired_inputs(wildcards):
 # ---- what the default target asks for: every file of the README's output contract
 
 
-MEMBER_FILES = [
-    "params.json",
-    "best.pt",
-    "rates_val.h5",
-    "rates_test.h5",
-    "train_log.csv",
-    "metrics_val.json",
-]
+# the files a member's training job leaves (stndt.train.outputs)
+MEMBER_FILES = list(MEMBER_FILES)
+
+
+# a member's extra ensemble candidates (evaluation.candidates: checkpoints; stndt.candidates)
+CANDIDATE_FILES = [f"{CANDIDATES_DIR}/{f}" for f in candidate_files(PHASES)]
+
+
+def set_candidate_files(dataset, prefix):
+    """The extra candidates' files of a member set (none unless its dataset ranks the reference's pool)."""
+    if CFG.datasets[dataset].candidates != CHECKPOINTS:
+        return []
+    return [f"{m}/{f}" for m in set_members(dataset, prefix) for f in CANDIDATE_FILES]
+
+
+def ensemble_choice(dataset):
+    """The ensemble command's candidate pool and size cap (evaluation.candidates / max_size); no
+    arguments for the defaults, so a default run's ensemble command is unchanged."""
+    ds = CFG.datasets[dataset]
+    args = [] if ds.candidates == BEST_COBPS else ["--candidates", ds.candidates]
+    return args + ([] if ds.max_size is None else ["--max-size", str(ds.max_size)])
 
 
 def data_outputs():
@@ -340,6 +360,7 @@ def member_outputs(ds):
     out += [
         f for p in scored_phases(ds)[1:] for f in member_files(ds, f"metrics_{p}.json")
     ]
+    out += [f for _, p in dataset_sets(ds) for f in set_candidate_files(ds, p)]
     out += bayes_waves(ds)
     return out
 
@@ -458,3 +479,70 @@ def dropping_args(wildcards):
         args += ["--ndt-ensemble", f"{R}/{ds}/{vdir('ndt')}ensemble.json"]
         args += checkpoint_args("--ndt-checkpoint", ds, "ndt")
     return args
+
+
+# ---- EvalAI (rules/evalai.smk): what may be submitted, and the submission command's arguments
+
+
+def evalai_refusal(dataset):
+    """Why a dataset cannot be submitted as one file (None when it can), checked while the DAG is built."""
+    from stndt.evaluate.evalai import EvalAIError, check_submittable
+
+    ds = CFG.datasets[dataset]
+    try:
+        check_submittable(dataset, ds.source, ds.layout)
+    except EvalAIError as err:
+        return str(err)
+    return None
+
+
+def evalai_inputs(wildcards):
+    """The submission and the test tensors it is re-checked against; refusals and a missing `evalai:`
+    section fail the DAG (also a dry run) with the reason, before any job runs."""
+    refusal = evalai_refusal(wildcards.dataset)
+    if refusal:
+        raise WorkflowError(f"cannot submit to EvalAI: {refusal}")
+    if CFG.evalai is None:
+        raise WorkflowError(
+            "cannot submit to EvalAI: the config has no `evalai:` section; set at least `evalai: {phase: <id of "
+            "the NLB challenge's Test phase>}` (README, 'Submitting to EvalAI')"
+        )
+    return {
+        "submission": f"{R}/{wildcards.dataset}/submission.h5",
+        "test": f"{R}/{wildcards.dataset}/tensors/test.h5",
+    }
+
+
+def evalai_args(wildcards):
+    ds = CFG.datasets[wildcards.dataset]
+    bw = CFG.bin_width_ms
+    return [
+        "--dataset",
+        wildcards.dataset,
+        "--source",
+        ds.source,
+        "--layout",
+        ds.layout,
+        "--bin-width-ms",
+        str(bw),
+        "--challenge",
+        str(CFG.evalai.challenge),
+        "--phase",
+        str(CFG.evalai.phase_for(bw)),
+        "--host",
+        CFG.evalai.host,
+        "--method-name",
+        CFG.evalai.method_name,
+    ]
+
+
+def evalai_targets(wildcards):
+    """submitted.json of every dataset EvalAI can score from its own file (refusals are printed)."""
+    ok = [ds for ds in ALL_DATASETS if evalai_refusal(ds) is None]
+    for ds in sorted(set(ALL_DATASETS) - set(ok)):
+        print(f"evalai_submit: skipping {ds}: {evalai_refusal(ds)}", file=sys.stderr)
+    if not ok:
+        raise WorkflowError(
+            "evalai_submit: no configured dataset can be submitted to EvalAI (see the reasons above)"
+        )
+    return [f"{R}/{ds}/evalai/submitted.json" for ds in ok]

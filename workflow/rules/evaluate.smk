@@ -3,8 +3,7 @@
 # test phase where its targets are known) as cluster jobs.
 
 
-SETS = "|".join(re.escape(vdir(v)) for v in VARIANTS)
-SCORED = rf"({SETS})ensemble|baselines/smoothing|({SETS})members/m\d\d\d+"
+SCORED = rf"({VDIR})ensemble|baselines/smoothing|({VDIR})members/m\d\d\d+"
 
 
 # A member's metrics_val.json comes from its training job (via `member`); `score` makes only its metrics_test.json.
@@ -82,7 +81,9 @@ rule members_table:
 
 
 rule ensemble:
-    """Rank a member set by val co-bps, average the top N for every N, choose N (plus an honest split)."""
+    """Rank a member set's candidates (each member's best val co-bps checkpoint, or with evaluation.candidates
+    'checkpoints' also its extra best checkpoints) by val co-bps, average the top N for every N up to
+    evaluation.max_size, choose N (plus an honest split)."""
     input:
         table=f"{R}/{{dataset}}/{{vdir}}members.csv",
         val=f"{R}/{{dataset}}/tensors/val.h5",
@@ -90,6 +91,7 @@ rule ensemble:
         rates=lambda w: [
             f"{m}/rates_{p}.h5" for m in set_members(w.dataset, w.vdir) for p in PHASES
         ],
+        candidates=lambda w: set_candidate_files(w.dataset, w.vdir),
     output:
         json=f"{R}/{{dataset}}/{{vdir}}ensemble.json",
         curve=f"{R}/{{dataset}}/{{vdir}}ensemble_curve.csv",
@@ -109,9 +111,11 @@ rule ensemble:
         members=lambda w: set_members(w.dataset, w.vdir),
         out_dir=lambda w: f"{R}/{w.dataset}/{w.vdir}",
         seed=CFG.seed,
+        choice=lambda w: ensemble_choice(w.dataset),
     shell:
         "OMP_NUM_THREADS={threads} python -m stndt.cli ensemble --table {input.table:q} --members {params.members:q}"
-        " --val {input.val:q} --test {input.test:q} --out-dir {params.out_dir:q} --seed {params.seed} > {log:q} 2>&1"
+        " --val {input.val:q} --test {input.test:q} --out-dir {params.out_dir:q} --seed {params.seed}"
+        " {params.choice:q} > {log:q} 2>&1"
 
 
 rule smoothing:

@@ -99,22 +99,31 @@ for fig, fig_args in FIGURE_ARGS.items():
 
 
 SCALING_CONFIGURED = any(
-    CFG.datasets[d].layout in ("mc_maze_large", "mc_maze_medium", "mc_maze_small")
-    for d in ALL_DATASETS
+    CFG.datasets[d].layout in SCALING_DATASETS for d in ALL_DATASETS
 )
 TABLES = ["table1_main", "table3_ablation"] + (
     ["table_scaling"] if SCALING_CONFIGURED else []
 )
 
 
+# Results the user downloaded from EvalAI (datasets.<id>.evalai_result): rows "ours (EvalAI test)".
+EVALAI_RESULTS = {
+    ds: CFG.datasets[ds].evalai_result
+    for ds in ALL_DATASETS
+    if CFG.datasets[ds].evalai_result
+}
+
+
 rule tables:
-    """The paper's tables: ours (every configured dataset) beside the published numbers, CSV + Markdown."""
+    """The paper's tables: ours (every configured dataset, and imported EvalAI results) beside the
+    published numbers, CSV + Markdown."""
     input:
         baselines=[f"{R}/{ds}/baselines.csv" for ds in ALL_DATASETS],
         paired=[
             f"{R}/{ds}/paired_ablation.csv" for ds in ALL_DATASETS if has_paired(ds)
         ],
         published=PUBLISHED,
+        evalai=list(EVALAI_RESULTS.values()),
     output:
         [
             report(
@@ -149,8 +158,14 @@ rule tables:
             if has_paired(ds)
             for x in ("--paired", ds, f"{R}/{ds}/paired_ablation.csv")
         ],
+        evalai=[
+            x
+            for ds, path in EVALAI_RESULTS.items()
+            for x in ("--evalai-result", ds, path)
+        ]
+        + (["--bin-width-ms", str(CFG.bin_width_ms)] if EVALAI_RESULTS else []),
         out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:
         "python -m stndt.cli tables {params.datasets:q} {params.synthetic:q} {params.paired:q}"
-        " --published {input.published:q}"
+        " {params.evalai:q} --published {input.published:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -51,6 +51,22 @@ rule member:
         link_files(params.src, output, log[0])
 
 
+rule member_candidates:
+    """A member's extra ensemble candidates (evaluation.candidates: checkpoints), linked from its pack."""
+    input:
+        lambda w: f"{R}/{w.dataset}/{w.vdir}packs/{pack_of(w.dataset, w.vdir, w.member)}/pack.json",
+    output:
+        [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in CANDIDATE_FILES],
+    log:
+        f"{R}/logs/member/{{dataset}}/{{vdir}}{{member}}_candidates.log",
+    params:
+        src=lambda w, input: os.path.join(
+            os.path.dirname(input[0]), w.member, CANDIDATES_DIR
+        ),
+    run:
+        link_files(params.src, output, log[0])
+
+
 checkpoint propose_wave:
     """Bayesian search: propose the members of wave N from the finished members of waves 0..N-1 (Optuna,
     seeded; a deterministic function of the seed and their val co-bps). Seconds of work: run locally.

@@ -34,9 +34,10 @@ task of each layout family (`stndt.datasets.NLBDataset.family`):
 Every trial adds its own deviation to the condition's latent states (`trial_noise`), reaching trials run
 their movement dynamics at their own speed (`speed_sd`) with a neural onset jittered around the recorded
 movement onset (`onset_jitter_ms`), and the shared gain drifts (`gain_sd`): single-trial rates differ
-from the condition average (PSTH) by ~15% of their variance. Conditions are dealt out evenly within each split. A few train-file trials
-have split 'none' (ignored by nlb_tools, as in the real files); dmfc_rsg flags a fraction of its train
-trials as outliers (too-early responses, `is_outlier`), which nlb_tools masks out of the behaviour.
+from the condition average (PSTH) by ~15% of their variance. Conditions are dealt out evenly within each
+split. A few train-file trials have split 'none' (ignored by nlb_tools, as in the real files); dmfc_rsg
+flags a fraction of its train trials as outliers (too-early responses, `is_outlier`), which nlb_tools
+masks out of the behaviour.
 
 Files
 -----
@@ -60,6 +61,7 @@ split schedule and its check), latents (reaching building blocks), reaching / rt
 layout family), spikes (readout and Poisson spikes), nwb (the NWB writer), generator (`generate`), truth
 (`make_truth`).
 """
+
 from __future__ import annotations
 
 from stndt.data.synthetic.config import SUBJECT, TRUE_HELDIN, TRUE_HELDOUT, SyntheticConfig

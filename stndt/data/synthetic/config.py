@@ -1,5 +1,6 @@
 """Size and statistics of a synthetic dataset (SyntheticConfig) and the names every synthetic file
 shares: one place, so the builders, the NWB writer and `make_truth` agree on them."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TRUE_HELDIN = "true_spikes_heldin"    # hidden file: expected spikes per 1 ms bin of the held-in units
+TRUE_HELDIN = "true_spikes_heldin"  # hidden file: expected spikes per 1 ms bin of the held-in units
 TRUE_HELDOUT = "true_spikes_heldout"  # ... and of the held-out units
 SUBJECT = "sub-Synth"
 
@@ -34,20 +35,20 @@ class SyntheticConfig:
     n_train: int = 160
     n_val: int = 50
     n_test: int = 50
-    n_none: int = 2                 # trials of split 'none' in the train file (ignored by nlb_tools)
-    n_conditions: int = 10          # MC_Maze: ~21 train+val and ~5 test trials per condition
-    latent_dim: int = 16            # even, >= 4; half preparatory, half rotational (movement) dims
+    n_none: int = 2  # trials of split 'none' in the train file (ignored by nlb_tools)
+    n_conditions: int = 10  # MC_Maze: ~21 train+val and ~5 test trials per condition
+    latent_dim: int = 16  # even, >= 4; half preparatory, half rotational (movement) dims
     # units: mean rates, tuning depth, rate ceiling
-    mean_rate_hz: float = 10.0      # median of the units' mean rates (within trials)
-    rate_spread: float = 0.8        # sd of the log of the units' mean rates (log-normal across units)
-    modulation: float = 0.7         # median of the units' tuning depth: sd / mean of the true rate within trials
+    mean_rate_hz: float = 10.0  # median of the units' mean rates (within trials)
+    rate_spread: float = 0.8  # sd of the log of the units' mean rates (log-normal across units)
+    modulation: float = 0.7  # median of the units' tuning depth: sd / mean of the true rate within trials
     modulation_spread: float = 0.6  # sd of the log tuning depth across units (some units are weakly tuned)
-    max_rate_hz: float = 300.0      # soft ceiling: rates approach it smoothly, never reach or sit on it
+    max_rate_hz: float = 300.0  # soft ceiling: rates approach it smoothly, never reach or sit on it
     # single-trial variability beyond the condition average
-    trial_noise: float = 0.3        # trial-specific deviation of the latent states, relative to the condition's
-    speed_sd: float = 0.1           # reaching: sd of the log speed of a trial's movement dynamics (time scaling)
-    onset_jitter_ms: float = 15.0   # reaching: sd of the neural onset around the recorded movement onset
-    gain_sd: float = 0.15           # sd of the log of a slow (~1 s) gain fluctuation shared by all units
+    trial_noise: float = 0.3  # trial-specific deviation of the latent states, relative to the condition's
+    speed_sd: float = 0.1  # reaching: sd of the log speed of a trial's movement dynamics (time scaling)
+    onset_jitter_ms: float = 15.0  # reaching: sd of the neural onset around the recorded movement onset
+    gain_sd: float = 0.15  # sd of the log of a slow (~1 s) gain fluctuation shared by all units
     outlier_fraction: float = 0.05  # dmfc_rsg: train trials flagged is_outlier (behaviour masked by nlb_tools)
     seed: int = 0
 
@@ -61,8 +62,11 @@ class SyntheticConfig:
             if f.type == "int":
                 need(f.name, isinstance(value, (int, np.integer)) and not isinstance(value, bool), "an integer")
             else:
-                need(f.name, isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-                     and math.isfinite(value), "a finite number")
+                need(
+                    f.name,
+                    isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value),
+                    "a finite number",
+                )
         for name in ("n_heldin", "n_heldout", "n_conditions"):
             need(name, getattr(self, name) >= 1, ">= 1")
         for name in ("n_train", "n_val", "n_test"):
@@ -73,8 +77,11 @@ class SyntheticConfig:
         need("rate_spread", 0 <= self.rate_spread <= 2, "in [0, 2]")
         need("modulation", 0 < self.modulation <= 2, "in (0, 2]")
         need("modulation_spread", 0 <= self.modulation_spread <= 2, "in [0, 2]")
-        need("max_rate_hz", self.max_rate_hz >= 4 * self.mean_rate_hz and self.max_rate_hz <= 1000,
-             "at least 4 x mean_rate_hz and at most 1000 Hz")
+        need(
+            "max_rate_hz",
+            self.max_rate_hz >= 4 * self.mean_rate_hz and self.max_rate_hz <= 1000,
+            "at least 4 x mean_rate_hz and at most 1000 Hz",
+        )
         need("trial_noise", 0 <= self.trial_noise <= 2, "in [0, 2]")
         need("speed_sd", 0 <= self.speed_sd <= 0.5, "in [0, 0.5]")
         need("onset_jitter_ms", 0 <= self.onset_jitter_ms <= 50, "in [0, 50] ms")

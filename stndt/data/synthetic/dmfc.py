@@ -1,4 +1,5 @@
 """dmfc_rsg: Ready-Set-Go trials whose neural speed between Set and Go sets the produced interval."""
+
 from __future__ import annotations
 
 import math
@@ -55,11 +56,28 @@ def build_dmfc(layout: str, cfg: SyntheticConfig, rng: np.random.Generator) -> R
         ready = start + max(int(rng.integers(400, 700)), before + 50 - ts - tp)
         set_, go = ready + ts, ready + ts + tp
         stop = go + after + int(rng.integers(50, 150))
-        trials.append({"split": split, "start_time": start, "stop_time": stop, "ready_time": ready,
-                       "set_time": set_, "go_time": go, "is_eye": is_eye, "theta": theta,
-                       "is_short": is_short, "ts": float(ts), "tp": float(tp), "is_outlier": i in outliers})
-        states.append((offsets[g] + 0.5 * cfg.trial_noise * rng.standard_normal(d),
-                       1 + 0.5 * cfg.trial_noise * rng.standard_normal()))
+        trials.append(
+            {
+                "split": split,
+                "start_time": start,
+                "stop_time": stop,
+                "ready_time": ready,
+                "set_time": set_,
+                "go_time": go,
+                "is_eye": is_eye,
+                "theta": theta,
+                "is_short": is_short,
+                "ts": float(ts),
+                "tp": float(tp),
+                "is_outlier": i in outliers,
+            }
+        )
+        states.append(
+            (
+                offsets[g] + 0.5 * cfg.trial_noise * rng.standard_normal(d),
+                1 + 0.5 * cfg.trial_noise * rng.standard_normal(),
+            )
+        )
         t = stop + int(rng.integers(0, 100))
     n_ms = t + LEAD_IN_MS
     x = np.zeros((n_ms, d))
@@ -77,5 +95,5 @@ def build_dmfc(layout: str, cfg: SyntheticConfig, rng: np.random.Generator) -> R
         lat += (gain * a_meas * hold * np.sin(alpha))[:, None] * basis[:, 1]
         lat += (a_prod * hold * (1 - np.cos(phi)))[:, None] * basis[:, 2]
         lat += (a_prod * hold * np.sin(phi))[:, None] * basis[:, 3]
-        x[start:start + len(tt)] += lat
+        x[start : start + len(tt)] += lat
     return Recording(n_ms=n_ms, cut_ms=cut, trials=trials, latents=x, columns=TRIAL_COLUMNS["dmfc_rsg"])

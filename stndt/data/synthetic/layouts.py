@@ -1,5 +1,6 @@
 """What each NLB layout asks of a recording, read from nlb_tools' PARAMS: alignment windows, behaviour
 lag and field, the public test file's fields, file names and the trial columns of each layout family."""
+
 from __future__ import annotations
 
 from stndt.data.synthetic.config import SUBJECT
@@ -52,20 +53,32 @@ def raw_file_names(layout: str) -> tuple[str, str]:
 # Trial columns per layout family (besides start_time, stop_time, split). '*_time' columns are times.
 TRIAL_COLUMNS: dict[str, dict[str, str]] = {
     "mc_maze": {
-        "target_on_time": "target onset", "go_cue_time": "go cue", "move_onset_time": "movement onset",
-        "trial_type": "maze (reach condition) id", "trial_version": "maze version",
-        "delay": "delay period (ms)", "rt": "reaction time (ms)",
+        "target_on_time": "target onset",
+        "go_cue_time": "go cue",
+        "move_onset_time": "movement onset",
+        "trial_type": "maze (reach condition) id",
+        "trial_version": "maze version",
+        "delay": "delay period (ms)",
+        "rt": "reaction time (ms)",
     },
     "area2_bump": {
-        "target_on_time": "target onset (NaN for bump trials)", "go_cue_time": "go cue (NaN for bump trials)",
-        "bump_time": "bump onset (NaN for active trials)", "move_onset_time": "movement onset",
-        "cond_dir": "reach or bump direction (deg)", "ctr_hold_bump": "passive bump during center hold",
+        "target_on_time": "target onset (NaN for bump trials)",
+        "go_cue_time": "go cue (NaN for bump trials)",
+        "bump_time": "bump onset (NaN for active trials)",
+        "move_onset_time": "movement onset",
+        "cond_dir": "reach or bump direction (deg)",
+        "ctr_hold_bump": "passive bump during center hold",
     },
     "mc_rtt": {},
     "dmfc_rsg": {
-        "ready_time": "Ready flash", "set_time": "Set flash", "go_time": "produced Go (response)",
-        "is_eye": "eye (True) or hand (False) response", "theta": "target direction (deg)",
-        "is_short": "short (True) or long (False) ts prior", "ts": "sample interval (ms)",
-        "tp": "produced interval (ms)", "is_outlier": "tp is an outlier (behaviour excluded)",
+        "ready_time": "Ready flash",
+        "set_time": "Set flash",
+        "go_time": "produced Go (response)",
+        "is_eye": "eye (True) or hand (False) response",
+        "theta": "target direction (deg)",
+        "is_short": "short (True) or long (False) ts prior",
+        "ts": "sample interval (ms)",
+        "tp": "produced interval (ms)",
+        "is_outlier": "tp is an outlier (behaviour excluded)",
     },
 }

@@ -1,4 +1,5 @@
 """mc_maze (and its scaling sizes) and area2_bump: one reach (or passive bump) per trial."""
+
 from __future__ import annotations
 
 import math
@@ -78,5 +79,11 @@ def build_reaching(layout: str, family: str, cfg: SyntheticConfig, rng: np.rando
     x_ext = np.zeros((n_ms + 2 * pad, cfg.latent_dim))
     for onset, prep_start, p, m, speed in events:
         add_event(x_ext, pad, onset, prep_start, p, m, freqs, speed)
-    return Recording(n_ms=n_ms, cut_ms=cut, trials=trials, latents=x_ext[pad:pad + n_ms],
-                      behaviour=velocity(x_ext, pad, n_ms, lag, vel_readout, rng), columns=TRIAL_COLUMNS[family])
+    return Recording(
+        n_ms=n_ms,
+        cut_ms=cut,
+        trials=trials,
+        latents=x_ext[pad : pad + n_ms],
+        behaviour=velocity(x_ext, pad, n_ms, lag, vel_readout, rng),
+        columns=TRIAL_COLUMNS[family],
+    )

@@ -1,5 +1,6 @@
 """One continuous synthetic recording (trials, latents, behaviour on a 1 ms grid), the split schedule
 shared by every layout builder, and the consistency check every built recording must pass."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,8 @@ import numpy as np
 from stndt.data.synthetic.config import SyntheticConfig
 from stndt.data.synthetic.layouts import nlb_params, window_extent
 
-_BLOCK_GRID_MS = 100      # the test block starts on this grid (a multiple of every NLB bin width)
-LEAD_IN_MS = 200          # quiet time before the first trial of each file
+_BLOCK_GRID_MS = 100  # the test block starts on this grid (a multiple of every NLB bin width)
+LEAD_IN_MS = 200  # quiet time before the first trial of each file
 
 
 @dataclass
@@ -19,9 +20,9 @@ class Recording:
     """One continuous recording: trials in time order (ms), latents and behaviour on the 1 ms grid."""
 
     n_ms: int
-    cut_ms: int                       # first ms of the test block (= the test file's t = 0)
-    trials: list[dict]                # 'split', 'start_time', 'stop_time', events (ms) and info fields
-    latents: np.ndarray               # (n_ms, latent_dim)
+    cut_ms: int  # first ms of the test block (= the test file's t = 0)
+    trials: list[dict]  # 'split', 'start_time', 'stop_time', events (ms) and info fields
+    latents: np.ndarray  # (n_ms, latent_dim)
     behaviour: np.ndarray | None = None  # (n_ms, 2) or None (dmfc_rsg: trial-level behaviour)
     columns: dict[str, str] = field(default_factory=dict)
 
@@ -32,6 +33,7 @@ def split_plan(cfg: SyntheticConfig, rng: np.random.Generator) -> list[tuple[str
     Conditions are dealt out evenly within each split, so every split sees every condition as often as
     its size allows (the first trials of a split cover conditions 0, 1, ... in turn).
     """
+
     def dealt(split: str, n: int) -> list[tuple[str, int]]:
         return [(split, int(c)) for c in np.resize(np.arange(cfg.n_conditions), n)]
 
@@ -62,8 +64,10 @@ def check_recording(rec: Recording, layout: str) -> None:
                 raise RuntimeError(f"{layout} trial {i}: {key}={value} is off the 1 ms grid")
         a = tr[align]
         if not (lo <= tr["start_time"] < tr["stop_time"] <= hi and lo <= a - before and a + after <= hi):
-            raise RuntimeError(f"{layout} trial {i}: window [{a - before}, {a + after}) ms or trial "
-                               f"[{tr['start_time']}, {tr['stop_time']}) leaves its file's data [{lo}, {hi})")
+            raise RuntimeError(
+                f"{layout} trial {i}: window [{a - before}, {a + after}) ms or trial "
+                f"[{tr['start_time']}, {tr['stop_time']}) leaves its file's data [{lo}, {hi})"
+            )
         if not overlap_ok and i + 1 < len(rec.trials) and i + 1 != test_start:
             nxt = rec.trials[i + 1]
             if max(a + after, tr["stop_time"]) > min(nxt["start_time"], nxt[align] - before):

@@ -1,4 +1,5 @@
 """mc_rtt: continuous random-target reaching chopped into back-to-back 600 ms trials."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,5 +42,11 @@ def build_rtt(layout: str, cfg: SyntheticConfig, rng: np.random.Generator) -> Re
         m = k_move @ direction * speed * (1 + 0.5 * s * rng.standard_normal()) + 0.5 * s * rng.standard_normal(n_move)
         add_event(x_ext, pad, onset, -int(rng.integers(150, 300)), p, m, freqs, speed)
         onset += int(rng.integers(400, 900))
-    return Recording(n_ms=n_ms, cut_ms=cut, trials=trials, latents=x_ext[pad:pad + n_ms],
-                      behaviour=velocity(x_ext, pad, n_ms, lag, vel_readout, rng), columns=TRIAL_COLUMNS["mc_rtt"])
+    return Recording(
+        n_ms=n_ms,
+        cut_ms=cut,
+        trials=trials,
+        latents=x_ext[pad : pad + n_ms],
+        behaviour=velocity(x_ext, pad, n_ms, lag, vel_readout, rng),
+        columns=TRIAL_COLUMNS["mc_rtt"],
+    )

@@ -1,5 +1,6 @@
 """`make_truth`: the true rates of a hidden synthetic recording, windowed by nlb_tools' own tensor
 functions into the NLB submission layout."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,15 +54,21 @@ def make_truth(hidden_path: Path, layout: str, bin_width_ms: int) -> dict:
 
     def eval_windows(split: str, fld: str) -> np.ndarray:
         upd = {"spk_field": fld, "hospk_field": fld}
-        return make_eval_input_tensors(dataset, layout, trial_split=split, update_params=upd,
-                                       save_file=False)["eval_spikes_heldin"]
+        return make_eval_input_tensors(dataset, layout, trial_split=split, update_params=upd, save_file=False)[
+            "eval_spikes_heldin"
+        ]
 
     out: dict = {}
     for phase, (train_split, eval_split) in PHASE_SPLITS.items():
-        train = make_train_input_tensors(dataset, layout, trial_split=train_split, update_params=both,
-                                         save_file=False)
-        forward = make_eval_target_tensors(dataset, layout, train_trial_split=train_split,
-                                           eval_trial_split=eval_split, update_params=both, save_file=False)[key]
+        train = make_train_input_tensors(dataset, layout, trial_split=train_split, update_params=both, save_file=False)
+        forward = make_eval_target_tensors(
+            dataset,
+            layout,
+            train_trial_split=train_split,
+            eval_trial_split=eval_split,
+            update_params=both,
+            save_file=False,
+        )[key]
         rates = {
             "train_rates_heldin": train["train_spikes_heldin"],
             "train_rates_heldout": train["train_spikes_heldout"],

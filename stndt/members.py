@@ -1,0 +1,34 @@
+"""Who a member is and how its training ended: the facts that training, evaluation, figures and the
+workflow share, kept on the ground floor so that evaluation and figures need nothing from stndt.train.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The model variants compared in the paper, as overrides of a member's sampled hyperparameters.
+# NDT: no spatial attention and no contrastive term (the original NDT); no_contrast: the ablation.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "stndt": {},
+    "ndt": {"spatial": False, "contrastive": False},
+    "no_contrast": {"contrastive": False},
+}
+
+#: Why a member stopped: the stopping rule fired (converged), the cap `max_epochs` was reached first
+#: (NOT converged: it may still have been improving), or the training loss became non-finite.
+STOP_RULE, STOP_CAP, STOP_DIVERGED = "early_stopping", "max_epochs", "diverged"
+
+
+def member_id(index: int) -> str:
+    return f"m{index:03d}"
+
+
+def member_index(member: str) -> int:
+    if not (member.startswith("m") and member[1:].isdigit()):
+        raise ValueError(f"member id {member!r}: expected 'm' followed by digits, e.g. m007")
+    return int(member[1:])
+
+
+def converged(stop_reason: str) -> bool:
+    """A member converged when the stopping rule ended it (not the cap, not divergence)."""
+    return stop_reason == STOP_RULE
