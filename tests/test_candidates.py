@@ -27,7 +27,7 @@ import yaml
 from conftest import TINY as TINY_CONFIG
 from conftest import nothing_to_do, snakemake, write_config
 from test_evaluate import BW, KEY, LAYOUT, make_data, mean_rates, noisy
-from tiny_tensors import assert_same_member_outputs, h5_arrays, kill_when, start_runner, write_tiny_tensors
+from tiny_tensors import TINY_MEMBER, assert_same_member_outputs, h5_arrays, kill_when, start_runner, write_tiny_tensors
 
 from stndt.candidates import (
     CANDIDATES_DIR,
@@ -53,27 +53,7 @@ from stndt.train.inference import VAL_MASKED_NLL
 from stndt.train.loop import train_member
 from stndt.train.pack import train_pack
 
-TINY = dict(
-    n_layers=1,
-    n_heads=2,
-    ff_hidden=16,
-    context_forward=-1,
-    context_backward=-1,
-    dropout=0.05,
-    dropout_rates=0.05,
-    dropout_embedding=0.05,
-    batch_size=32,
-    lr=5e-3,
-    warmup_epochs=5,
-    weight_decay=5e-5,
-    seed=3,
-    contrast_lambda=0.1,
-    num_threads=1,
-    patience=1000,
-    val_every=5,
-    max_epochs=60,
-    keep_state=True,
-)
+TINY = {**TINY_MEMBER, "max_epochs": 60, "keep_state": True}
 
 
 @pytest.fixture(scope="module")

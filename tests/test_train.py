@@ -22,6 +22,7 @@ from tiny_tensors import (
     N_IN,
     N_OUT,
     T_FP,
+    TINY_MEMBER,
     T,
     assert_same_member_outputs,
     h5_arrays,
@@ -48,25 +49,7 @@ def tensors(tmp_path_factory):
     return write_tiny_tensors(tmp_path_factory.mktemp("tensors"), 96, 32, 128, 32)
 
 
-TINY = dict(
-    n_layers=1,
-    n_heads=2,
-    ff_hidden=16,
-    context_forward=-1,
-    context_backward=-1,
-    dropout=0.05,
-    dropout_rates=0.05,
-    dropout_embedding=0.05,
-    batch_size=32,
-    lr=5e-3,
-    warmup_epochs=5,
-    weight_decay=5e-5,
-    seed=3,
-    contrast_lambda=0.1,
-    num_threads=1,
-    patience=1000,
-    val_every=5,
-)
+TINY = TINY_MEMBER
 
 
 # ----------------------------------------------------------------------------------------- search space

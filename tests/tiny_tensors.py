@@ -127,3 +127,25 @@ def kill_when(proc: subprocess.Popen, condition, timeout: float = 60.0) -> None:
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+#: Training settings of a tiny member (tests/test_train.py, tests/test_candidates.py): seconds per run.
+TINY_MEMBER = dict(
+    n_layers=1,
+    n_heads=2,
+    ff_hidden=16,
+    context_forward=-1,
+    context_backward=-1,
+    dropout=0.05,
+    dropout_rates=0.05,
+    dropout_embedding=0.05,
+    batch_size=32,
+    lr=5e-3,
+    warmup_epochs=5,
+    weight_decay=5e-5,
+    seed=3,
+    contrast_lambda=0.1,
+    num_threads=1,
+    patience=1000,
+    val_every=5,
+)
