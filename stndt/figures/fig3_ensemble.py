@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from stndt.candidates import CHECKPOINTS
 from stndt.data.tensors import window_start_ms
 from stndt.datasets import CO_BPS, TP_CORR, VEL_R2, nlb_dataset
 from stndt.figures import style
@@ -86,7 +87,9 @@ def _panel_curve(ax, curve_path: Path, ens_path: Path) -> None:
     if "test" in ens and CO_BPS in ens["test"]:
         # other trials, other scale: reported in the legend, not drawn (it would squash the val curve)
         ax.plot([], [], ls="none", label=f"chosen ensemble on the test split: {ens['test'][CO_BPS]:.3f}")
-    ax.set_xlabel("ensemble size n (members, ranked by val co-bps)")
+    # evaluation.candidates: checkpoints ranks every member's best checkpoints, not whole members
+    ranked = "checkpoints" if ens.get("candidates") == CHECKPOINTS else "members"
+    ax.set_xlabel(f"ensemble size n ({ranked}, ranked by val co-bps)")
     ax.set_ylabel(metric_label(CO_BPS))
     ax.set_xticks(curve["n"] if len(curve) <= 12 else ax.get_xticks())
     ax.legend(fontsize=8, frameon=False, loc="best")
