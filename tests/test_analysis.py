@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_tensors import ensemble_files
 
 from stndt.analysis import attention as att
 from stndt.analysis import neuron_dropping as nd
@@ -86,9 +87,14 @@ def build_tiny_results(root: Path) -> Path:
                     ds / "truth.h5",
                 )
             dirs.append(md)
-        members_table(dirs, set_dir / "members.csv")
+        members_table(dirs, set_dir / "members.csv", ("val", "test"))
         build_ensemble(
-            set_dir / "members.csv", dirs, ds / "tensors" / "val.h5", ds / "tensors" / "test.h5", set_dir, seed=0
+            set_dir / "members.csv",
+            dirs,
+            ds / "tensors" / "val.h5",
+            ds / "tensors" / "test.h5",
+            ensemble_files(set_dir),
+            seed=0,
         )
     return ds
 

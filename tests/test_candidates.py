@@ -27,7 +27,15 @@ import yaml
 from conftest import TINY as TINY_CONFIG
 from conftest import nothing_to_do, snakemake, write_config
 from test_evaluate import BW, KEY, LAYOUT, make_data, mean_rates, noisy
-from tiny_tensors import TINY_MEMBER, assert_same_member_outputs, h5_arrays, kill_when, start_runner, write_tiny_tensors
+from tiny_tensors import (
+    TINY_MEMBER,
+    assert_same_member_outputs,
+    ensemble_files,
+    h5_arrays,
+    kill_when,
+    start_runner,
+    write_tiny_tensors,
+)
 
 from stndt.candidates import (
     CANDIDATES_DIR,
@@ -271,7 +279,7 @@ def pool(tmp_path_factory):
 
 def _build(pool, out: Path, **kw) -> dict:
     r = pool.root
-    return build_ensemble(r / "members.csv", pool.dirs, r / "val.h5", r / "test.h5", out, seed=0, **kw)
+    return build_ensemble(r / "members.csv", pool.dirs, r / "val.h5", r / "test.h5", ensemble_files(out), seed=0, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +353,7 @@ def test_a_member_without_candidates_is_named(pool, tmp_path):
             [bare, pool.dirs[1]],
             r / "val.h5",
             r / "test.h5",
-            tmp_path / "o",
+            ensemble_files(tmp_path / "o"),
             seed=0,
             candidates="checkpoints",
         )

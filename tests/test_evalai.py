@@ -26,6 +26,7 @@ from stndt.datasets import CO_BPS, FP_BPS, nlb_dataset, nlb_key
 from stndt.evaluate import evalai
 from stndt.evaluate.submission import expected_shapes, write_submission
 from stndt.io import load_h5
+from stndt.paper.tables import ABLATION_TABLE, MAIN_TABLE, SCALING_TABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "config" / "published_results.csv"
@@ -55,6 +56,15 @@ def as_evalai(result: list) -> dict:
 def write(path: Path, data) -> Path:
     path.write_text(json.dumps(data))
     return path
+
+
+def table_outs(folder: Path, *extra: str) -> list[str]:
+    """The tables command's `--out TABLE CSV MD` arguments for the main and ablation tables (and `extra`)."""
+    return [
+        x
+        for t in (MAIN_TABLE, ABLATION_TABLE, *extra)
+        for x in ("--out", t, str(folder / f"{t}.csv"), str(folder / f"{t}.md"))
+    ]
 
 
 def baselines(cobps: float = 0.3) -> pd.DataFrame:
@@ -101,8 +111,7 @@ def test_evalai_result_flows_into_the_main_table(tmp_path: Path):
                 str(path),
                 "--bin-width-ms",
                 "5",
-                "--out-dir",
-                str(out),
+                *table_outs(out),
             ]
         )
         == 0
@@ -138,8 +147,7 @@ def test_evalai_result_flows_into_the_main_table(tmp_path: Path):
                 str(csv),
                 "--published",
                 str(PUBLISHED),
-                "--out-dir",
-                str(tmp_path / "plain"),
+                *table_outs(tmp_path / "plain"),
             ]
         )
         == 0
@@ -155,7 +163,7 @@ def test_a_combined_scaling_result_feeds_each_size_and_the_scaling_table(tmp_pat
     assert list(result[0]) == ["mc_maze_scaling_split"]
     raw = result[0]["mc_maze_scaling_split"]
     path = write(tmp_path / "scaling.json", as_evalai(result))
-    args = ["tables", "--published", str(PUBLISHED), "--bin-width-ms", "5", "--out-dir", str(tmp_path / "t")]
+    args = ["tables", "--published", str(PUBLISHED), "--bin-width-ms", "5", *table_outs(tmp_path / "t", SCALING_TABLE)]
     for i, layout in enumerate(sizes):
         csv = tmp_path / f"{layout}.csv"
         baselines(0.2 + i / 10).to_csv(csv, index=False)
@@ -242,8 +250,7 @@ def test_the_tables_command_names_a_bad_result_file(tmp_path: Path, capsys):
         "--evalai-result",
         "maze",
         str(bad),
-        "--out-dir",
-        str(tmp_path / "t"),
+        *table_outs(tmp_path / "t"),
     ]
     assert main(argv) == 1 and "--bin-width-ms" in capsys.readouterr().err
     assert main([*argv, "--bin-width-ms", "5"]) == 1

@@ -343,7 +343,7 @@ def test_a_member_stopped_by_its_cap_is_flagged_unconverged_everywhere(val_tenso
     log_text = (capped / "train.log").read_text()
     assert "WARNING" in log_text and "NOT CONVERGED" in log_text and "max_epochs 4" in log_text
     assert "NOT CONVERGED" not in (ruled / "train.log").read_text()
-    table = members_table([capped, ruled], tmp_path / "members.csv")
+    table = members_table([capped, ruled], tmp_path / "members.csv", phases=())
     assert table.set_index("member")["converged"].to_dict() == {"m000": False, "m001": True}
     reread = pd.read_csv(tmp_path / "members.csv")
     assert unconverged_members(reread) == ["m000"]

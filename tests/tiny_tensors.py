@@ -20,10 +20,20 @@ import h5py
 import numpy as np
 import torch
 
+from stndt.evaluate.pipeline import EnsembleFiles
 from stndt.io import save_h5
 from stndt.train.outputs import TIMING_COLUMNS
 
 N_IN, N_OUT, T, T_FP = 14, 6, 24, 6
+
+
+def ensemble_files(folder: Path) -> EnsembleFiles:
+    """build_ensemble's outputs in `folder`, named as the workflow names them."""
+    return EnsembleFiles(
+        folder / "ensemble.json",
+        folder / "ensemble_curve.csv",
+        {p: folder / "ensemble" / f"rates_{p}.h5" for p in ("val", "test")},
+    )
 
 
 def fake_trials(rng, n, c, b):

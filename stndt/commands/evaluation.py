@@ -7,6 +7,7 @@ from pathlib import Path
 
 from stndt.candidates import BEST_COBPS, CANDIDATE_MODES
 from stndt.commands import command, keyed
+from stndt.datasets import PHASES
 
 
 def _score_args(p):
@@ -26,6 +27,9 @@ def _score(a):
 
 def _table_args(p):
     p.add_argument("--members", required=True, nargs="+", type=Path, help="member folders")
+    p.add_argument(
+        "--phases", nargs="+", choices=PHASES, required=True, help="phases whose metrics_PHASE.json each member has"
+    )
     p.add_argument("--out", required=True, type=Path)
 
 
@@ -33,7 +37,7 @@ def _table_args(p):
 def _members_table(a):
     from stndt.evaluate.pipeline import members_table
 
-    members_table(a.members, a.out)
+    members_table(a.members, a.out, a.phases)
 
 
 def _ensemble_args(p):
@@ -41,7 +45,16 @@ def _ensemble_args(p):
     p.add_argument("--members", required=True, nargs="+", type=Path, help="member folders")
     p.add_argument("--val", required=True, type=Path, help="val-phase tensors")
     p.add_argument("--test", required=True, type=Path, help="test-phase tensors")
-    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument("--out-json", required=True, type=Path, help="ensemble.json: the chosen ensemble")
+    p.add_argument("--out-curve", required=True, type=Path, help="ensemble_curve.csv: val co-bps against size")
+    p.add_argument(
+        "--out-rates",
+        nargs=2,
+        action="append",
+        required=True,
+        metavar=("PHASE", "H5"),
+        help="the ensemble's rates of a phase (val and test)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the honest split of the val trials")
     p.add_argument(
         "--candidates",
@@ -57,9 +70,10 @@ def _ensemble_args(p):
     _ensemble_args
 )
 def _ensemble(a):
-    from stndt.evaluate.pipeline import build_ensemble
+    from stndt.evaluate.pipeline import EnsembleFiles, build_ensemble
 
-    build_ensemble(a.table, a.members, a.val, a.test, a.out_dir, a.seed, candidates=a.candidates, max_size=a.max_size)
+    out = EnsembleFiles(a.out_json, a.out_curve, {k: Path(v) for k, v in keyed(a.out_rates, "--out-rates").items()})
+    build_ensemble(a.table, a.members, a.val, a.test, out, a.seed, candidates=a.candidates, max_size=a.max_size)
 
 
 def _paired_args(p):

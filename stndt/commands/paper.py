@@ -39,16 +39,38 @@ def _tables_args(p):
         choices=(5, 20),
         help="the pipeline's bin width (required with --evalai-result: a result of another is refused)",
     )
-    p.add_argument("--out-dir", required=True, type=Path)
+    p.add_argument(
+        "--out",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("TABLE", "CSV", "MD"),
+        help="a table to write (table1_main, table3_ablation, table_scaling) and its two files",
+    )
 
 
 @command("tables", "the paper's tables (ours beside the published numbers), CSV + Markdown")(_tables_args)
 def _tables(a):
     import pandas as pd
 
-    from stndt.paper.tables import PAIRED_NOTE, ablation_table, load_published, main_table, scaling_table, write_table
+    from stndt.paper.tables import (
+        ABLATION_TABLE,
+        MAIN_TABLE,
+        PAIRED_NOTE,
+        SCALING_TABLE,
+        TABLE_TITLES,
+        ablation_table,
+        load_published,
+        main_table,
+        scaling_table,
+        write_table,
+    )
     from stndt.paper.tables import READING_NOTE as cite
 
+    outs = {name: (csv, md) for name, csv, md in a.out}
+    unknown = sorted(set(outs) - set(TABLE_TITLES))
+    if unknown:
+        raise ValueError(f"tables: --out {', '.join(unknown)}: no such table (one of {', '.join(TABLE_TITLES)})")
     results = {ds: (layout, pd.read_csv(path)) for ds, layout, path in a.dataset}
     evalai = {}
     if a.evalai_result:
@@ -61,17 +83,15 @@ def _tables(a):
                 raise ValueError(f"tables: --evalai-result {ds}: no --dataset {ds}")
             evalai[ds] = load_result(path, results[ds][0], a.bin_width_ms, dataset=ds)
     main = main_table(results, load_published(a.published), set(a.synthetic), evalai)
-    write_table(main, a.out_dir / "table1_main.csv", "Table 1/2: STNDT and baselines", cite)
     paired = {ds: pd.read_csv(path) for ds, path in a.paired or []}
-    write_table(
-        ablation_table(main, paired),
-        a.out_dir / "table3_ablation.csv",
-        "Table 3/4: ablations on equal pools of the same draws",
-        f"{cite} {PAIRED_NOTE}",
-    )
-    scaling = scaling_table(main)
-    if len(scaling):
-        write_table(scaling, a.out_dir / "table_scaling.csv", "MC_Maze scaling (large / medium / small)", cite)
+    tables = {
+        MAIN_TABLE: (main, cite),
+        ABLATION_TABLE: (ablation_table(main, paired), f"{cite} {PAIRED_NOTE}"),
+        SCALING_TABLE: (scaling_table(main), cite),
+    }
+    for name, (csv, md) in outs.items():
+        table, note = tables[name]
+        write_table(table, csv, md, TABLE_TITLES[name], note)
 
 
 def _dropping_args(p):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +94,9 @@ def phase_metrics(rates: Mapping, tensors_path: Path, truth: Mapping | None = No
     return metrics_on(selection_trials(n_eval, holdout)), held
 
 
-def members_table(member_dirs: Sequence[Path], out: Path) -> pd.DataFrame:
-    """One row per member: id, sampled hyperparameters, training summary, val (and test) metrics."""
+def members_table(member_dirs: Sequence[Path], out: Path, phases: Sequence[str]) -> pd.DataFrame:
+    """One row per member: id, sampled hyperparameters, training summary, and the metrics of `phases`
+    (val, and test where its targets are known: the phases the workflow scored)."""
     rows = []
     for d in map(Path, member_dirs):
         params = json.loads((d / "params.json").read_text())
@@ -113,12 +115,10 @@ def members_table(member_dirs: Sequence[Path], out: Path) -> pd.DataFrame:
                 "train_seconds": summary.get("train_seconds"),
             }
         )
-        for phase in PHASES:
-            f = d / f"metrics_{phase}.json"
-            if f.exists():
-                m = json.loads(f.read_text())
-                prefix = "" if phase == "val" else "test "
-                row.update({prefix + k: m[k] for k in (*METRICS, RATE_R2) if k in m})
+        for phase in phases:
+            m = json.loads((d / f"metrics_{phase}.json").read_text())
+            prefix = "" if phase == "val" else "test "
+            row.update({prefix + k: m[k] for k in (*METRICS, RATE_R2) if k in m})
         rows.append(row)
     table = pd.DataFrame(rows)
     write_csv(out, table)
@@ -183,18 +183,34 @@ def _masked_nll_at(train_log: Path, epoch) -> float | None:
     return float(rows["masked_nll"].iloc[-1]) if len(rows) else None
 
 
+@dataclass(frozen=True)
+class EnsembleFiles:
+    """What build_ensemble writes, each file named by the caller (the workflow's rule): the chosen
+    ensemble (json), its val co-bps against size (curve) and its rates per phase (every val trial, and
+    test)."""
+
+    json: Path
+    curve: Path
+    rates: Mapping[str, Path]
+
+    def __post_init__(self):
+        missing = [p for p in PHASES if p not in self.rates]
+        if missing:
+            raise ValueError(f"ensemble: no rates file given for phase {', '.join(missing)}")
+
+
 def build_ensemble(
     table_path: Path,
     member_dirs: Sequence[Path],
     tensors_val: Path,
     tensors_test: Path,
-    out_dir: Path,
+    out: EnsembleFiles,
     seed: int,
     candidates: str = BEST_COBPS,
     max_size: int | None = None,
 ) -> dict:
     """Rank the candidates by val co-bps on the selection trials, choose the ensemble size (at most
-    `max_size`, evaluation.max_size), write its curve, json and rates.
+    `max_size`, evaluation.max_size), write its curve, json and rates to the files `out` names.
 
     `candidates` (evaluation.candidates, stndt.candidates): `best_cobps`, each member's best val co-bps
     checkpoint (ranked as members.csv ranks them); `checkpoints`, also every member's distinct extra
@@ -267,9 +283,9 @@ def build_ensemble(
             ", ".join(chosen["unconverged"]),
         )
     for phase, rates in (("val", full_val), ("test", rates_test)):  # every val trial, for scoring
-        save_h5(out_dir / "ensemble" / f"rates_{phase}.h5", ensemble_rates(rates, checkpoints))
-    write_csv(out_dir / "ensemble_curve.csv", curve)
-    write_json(out_dir / "ensemble.json", chosen)
+        save_h5(out.rates[phase], ensemble_rates(rates, checkpoints))
+    write_csv(out.curve, curve)
+    write_json(out.json, chosen)
     return chosen
 
 

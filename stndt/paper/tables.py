@@ -136,6 +136,15 @@ PAIRED_NOTE = (
     "way from each pool; `paired difference` is the mean of (variant - STNDT) over the k pairs with a "
     "bootstrap 95% interval (none for one pair). Table 1 has the ensemble of every STNDT member."
 )
+# The tables, by the name of their files (results/paper/tables/NAME.csv and .md), with their titles. The
+# scaling table exists only when an MC_Maze scaling size is configured.
+MAIN_TABLE, ABLATION_TABLE, SCALING_TABLE = "table1_main", "table3_ablation", "table_scaling"
+TABLE_TITLES = {
+    MAIN_TABLE: "Table 1/2: STNDT and baselines",
+    ABLATION_TABLE: "Table 3/4: ablations on equal pools of the same draws",
+    SCALING_TABLE: "MC_Maze scaling (large / medium / small)",
+}
+
 SET_NAMES = {"stndt": "STNDT", "ndt": "NDT", "no_contrast": "STNDT without contrastive"}
 
 
@@ -235,11 +244,10 @@ def to_markdown(table: pd.DataFrame, digits: int = 4) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: pd.DataFrame, csv: str | Path, title: str, note: str = "") -> None:
-    """Write the CSV and, beside it, a Markdown version with a title and note."""
-    csv = Path(csv)
-    with atomic_path(csv) as tmp:
+def write_table(table: pd.DataFrame, csv: str | Path, md: str | Path, title: str, note: str = "") -> None:
+    """Write the CSV and a Markdown version with a title and note (the paths the rule names)."""
+    with atomic_path(Path(csv)) as tmp:
         table.to_csv(tmp, index=False)
-    md = f"## {title}\n\n" + (f"{note}\n\n" if note else "") + to_markdown(table)
-    with atomic_path(csv.with_suffix(".md")) as tmp:
-        tmp.write_text(md)
+    text = f"## {title}\n\n" + (f"{note}\n\n" if note else "") + to_markdown(table)
+    with atomic_path(Path(md)) as tmp:
+        tmp.write_text(text)

@@ -10,6 +10,7 @@ from stndt.candidates import BEST_COBPS, CANDIDATES_DIR, CHECKPOINTS, candidate_
 from stndt.datasets import PHASES, SCALING_DATASETS
 from stndt.io import link_files
 from stndt.members import VARIANTS, member_id, member_index
+from stndt.paper.tables import ABLATION_TABLE, MAIN_TABLE, SCALING_TABLE
 from stndt.train.members import resolve_member, space_for
 from stndt.train.outputs import MEMBER_FILES
 from stndt.train.search import wave_of
@@ -414,71 +415,88 @@ def local_nwb_files(wildcards):
     return files
 
 
+class Args:
+    """A command's arguments, built with every file it reads marked as one (`file`): the rule's input is
+    exactly `files`, so a file argument is an input whatever its name or extension, and an option is never
+    mistaken for one."""
+
+    def __init__(self):
+        self.args, self.files = [], []
+
+    def opt(self, *values):
+        """Plain arguments (flags, keys, numbers): not inputs."""
+        self.args += [str(v) for v in values]
+        return self
+
+    def file(self, flag, *keys_then_path):
+        """`flag [KEY ...] PATH`: an input file, with the keys that name its slot (stndt.commands.keyed)."""
+        *keys, path = keys_then_path
+        self.opt(flag, *keys, path)
+        self.files.append(path)
+        return self
+
+
+def input_of(build):
+    """The input function of a rule whose command arguments `build(wildcards)` makes (an Args)."""
+    return lambda wildcards: build(wildcards).files
+
+
+def args_of(build):
+    """The params function giving the same command's argument list."""
+    return lambda wildcards: build(wildcards).args
+
+
 def baseline_args(wildcards):
     """Every file the baselines table reads, as the command's arguments (and so as the rule's input)."""
     ds = wildcards.dataset
     phases = scored_phases(ds)
-    args = ["--phases", *phases]
+    a = Args().opt("--phases", *phases)
     for variant, prefix in dataset_sets(ds):
-        args += ["--ranking", variant, f"{R}/{ds}/{prefix}ensemble.json"]
+        a.file("--ranking", variant, f"{R}/{ds}/{prefix}ensemble.json")
         for p in phases:
-            args += [
+            a.file(
                 "--ensemble-metrics",
                 variant,
                 p,
                 f"{R}/{ds}/{prefix}ensemble/metrics_{p}.json",
-            ]
-            for m in member_ids(
-                ds, variant
-            ):  # the best single member of each set is one of these
-                args += [
+            )
+            # the best single member of each set is one of these
+            for m in member_ids(ds, variant):
+                a.file(
                     "--member-metrics",
                     variant,
                     m,
                     p,
                     f"{R}/{ds}/{prefix}members/{m}/metrics_{p}.json",
-                ]
+                )
     for name in ["smoothing"] + (["oracle"] if is_synthetic(ds) else []):
         for p in phases:
-            args += [
+            a.file(
                 "--baseline-metrics",
                 name,
                 p,
                 f"{R}/{ds}/baselines/{name}/metrics_{p}.json",
-            ]
-    return args
+            )
+    return a
 
 
-def files_in(args_of):
-    """Input of a command whose arguments `args_of` builds: every argument that is a file."""
-    return lambda wildcards: [
-        a for a in args_of(wildcards) if a.endswith((".json", ".h5", ".csv", ".pt"))
-    ]
-
-
-def checkpoint_args(flag, dataset, variant):
-    return [
-        x
-        for m in member_ids(dataset, variant)
-        for x in (flag, m, f"{R}/{dataset}/{vdir(variant)}members/{m}/best.pt")
-    ]
+def checkpoint_args(a, flag, dataset, variant):
+    """Add every member's best checkpoint of a dataset's variant to `a`."""
+    for m in member_ids(dataset, variant):
+        a.file(flag, m, f"{R}/{dataset}/{vdir(variant)}members/{m}/best.pt")
+    return a
 
 
 def dropping_args(wildcards):
     ds = wildcards.dataset
-    args = [
-        "--tensors",
-        f"{R}/{ds}/tensors/val.h5",
-        "--stndt-ensemble",
-        f"{R}/{ds}/ensemble.json",
-    ]
-    args += checkpoint_args("--stndt-checkpoint", ds, "stndt")
-    if (
-        "ndt" in CFG.datasets[ds].variants
-    ):  # Fig. 5 compares with NDT fed the same dropped inputs
-        args += ["--ndt-ensemble", f"{R}/{ds}/{vdir('ndt')}ensemble.json"]
-        args += checkpoint_args("--ndt-checkpoint", ds, "ndt")
-    return args
+    a = Args().file("--tensors", f"{R}/{ds}/tensors/val.h5")
+    a.file("--stndt-ensemble", f"{R}/{ds}/ensemble.json")
+    checkpoint_args(a, "--stndt-checkpoint", ds, "stndt")
+    # Fig. 5 compares with NDT fed the same dropped inputs
+    if "ndt" in CFG.datasets[ds].variants:
+        a.file("--ndt-ensemble", f"{R}/{ds}/{vdir('ndt')}ensemble.json")
+        checkpoint_args(a, "--ndt-checkpoint", ds, "ndt")
+    return a
 
 
 # ---- EvalAI (rules/evalai.smk): what may be submitted, and the submission command's arguments

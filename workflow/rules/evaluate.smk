@@ -76,8 +76,10 @@ rule members_table:
         runtime=5,
     params:
         members=lambda w: set_members(w.dataset, w.vdir),
+        phases=lambda w: scored_phases(w.dataset),
     shell:
-        "python -m stndt.cli members-table --members {params.members:q} --out {output:q} > {log:q} 2>&1"
+        "python -m stndt.cli members-table --members {params.members:q} --phases {params.phases:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule ensemble:
@@ -109,13 +111,15 @@ rule ensemble:
         mem_mb=8000,
     params:
         members=lambda w: set_members(w.dataset, w.vdir),
-        out_dir=lambda w: f"{R}/{w.dataset}/{w.vdir}",
+        rates=lambda w, output: [
+            x for p, f in zip(PHASES, output.rates) for x in ("--out-rates", p, f)
+        ],
         seed=CFG.seed,
         choice=lambda w: ensemble_choice(w.dataset),
     shell:
         "OMP_NUM_THREADS={threads} python -m stndt.cli ensemble --table {input.table:q} --members {params.members:q}"
-        " --val {input.val:q} --test {input.test:q} --out-dir {params.out_dir:q} --seed {params.seed}"
-        " {params.choice:q} > {log:q} 2>&1"
+        " --val {input.val:q} --test {input.test:q} --out-json {output.json:q} --out-curve {output.curve:q}"
+        " {params.rates:q} --seed {params.seed} {params.choice:q} > {log:q} 2>&1"
 
 
 rule smoothing:
@@ -184,7 +188,7 @@ rule paired_ablation:
 rule baselines:
     """Every method on the same trials: STNDT ensemble and best member, each variant, smoothing, oracle."""
     input:
-        files_in(baseline_args),
+        input_of(baseline_args),
     output:
         f"{R}/{{dataset}}/baselines.csv",
     log:
@@ -194,7 +198,7 @@ rule baselines:
     resources:
         runtime=5,
     params:
-        args=baseline_args,
+        args=args_of(baseline_args),
     shell:
         "python -m stndt.cli baselines {params.args:q} --out {output:q} > {log:q} 2>&1"
 

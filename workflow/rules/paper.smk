@@ -7,7 +7,7 @@ rule neuron_dropping:
     """Fig. 5 analysis: zero the inputs of the most-attended (layer-1 spatial attention) vs random held-in
     neurons and score STNDT and NDT members with nlb_tools."""
     input:
-        files_in(dropping_args),
+        input_of(dropping_args),
     output:
         f"{R}/{{dataset}}/analysis/neuron_dropping.csv",
     log:
@@ -19,53 +19,55 @@ rule neuron_dropping:
         runtime=60,
         mem_mb=4000,
     params:
-        args=dropping_args,
+        args=args_of(dropping_args),
         seed=CFG.seed,
     shell:
         "OMP_NUM_THREADS={threads} python -m stndt.cli neuron-dropping {params.args:q} --out {output:q}"
         " --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
-# Each figure: the arguments of its command, i.e. every file it reads (report caption: report/NAME.rst).
+# Each figure: the arguments of its command, every file it reads marked (report caption: report/NAME.rst).
+def fig2_args(ds):
+    a = Args()
+    for v, p in dataset_sets(ds):
+        a.file("--members-csv", v, f"{R}/{ds}/{p}members.csv")
+    return a
+
+
+def fig3_args(ds):
+    a = Args().opt("--dataset", ds).file("--curve", f"{R}/{ds}/ensemble_curve.csv")
+    a.file("--ensemble", f"{R}/{ds}/ensemble.json")
+    a.file("--rates", f"{R}/{ds}/ensemble/rates_val.h5")
+    a.file("--tensors", f"{R}/{ds}/tensors/val.h5")
+    for t in truth_files(ds):
+        a.file("--truth", t)
+    return a
+
+
+def fig4_args(ds):
+    a = Args().opt("--dataset", ds).file("--ensemble", f"{R}/{ds}/ensemble.json")
+    a.file("--tensors", f"{R}/{ds}/tensors/val.h5")
+    return checkpoint_args(a, "--checkpoint", ds, "stndt")
+
+
+def fig5_args(ds):
+    return Args().file("--table", f"{R}/{ds}/analysis/neuron_dropping.csv")
+
+
+def training_curves_args(ds):
+    a = Args().opt("--dataset", ds)
+    for v, p in dataset_sets(ds):
+        for m in member_ids(ds, v):
+            a.file("--train-log", v, m, f"{R}/{ds}/{p}members/{m}/train_log.csv")
+    return a
+
+
 FIGURE_ARGS = {
-    "fig2_member_metrics": lambda ds: [
-        x
-        for v, p in dataset_sets(ds)
-        for x in ("--members-csv", v, f"{R}/{ds}/{p}members.csv")
-    ],
-    "fig3_ensemble": lambda ds: [
-        "--dataset",
-        ds,
-        "--curve",
-        f"{R}/{ds}/ensemble_curve.csv",
-        "--ensemble",
-        f"{R}/{ds}/ensemble.json",
-        "--rates",
-        f"{R}/{ds}/ensemble/rates_val.h5",
-        "--tensors",
-        f"{R}/{ds}/tensors/val.h5",
-    ]
-    + [x for t in truth_files(ds) for x in ("--truth", t)],
-    "fig4_attention": lambda ds: [
-        "--dataset",
-        ds,
-        "--ensemble",
-        f"{R}/{ds}/ensemble.json",
-        "--tensors",
-        f"{R}/{ds}/tensors/val.h5",
-    ]
-    + checkpoint_args("--checkpoint", ds, "stndt"),
-    "fig5_neuron_dropping": lambda ds: [
-        "--table",
-        f"{R}/{ds}/analysis/neuron_dropping.csv",
-    ],
-    "training_curves": lambda ds: ["--dataset", ds]
-    + [
-        x
-        for v, p in dataset_sets(ds)
-        for m in member_ids(ds, v)
-        for x in ("--train-log", v, m, f"{R}/{ds}/{p}members/{m}/train_log.csv")
-    ],
+    "fig2_member_metrics": fig2_args,
+    "fig3_ensemble": fig3_args,
+    "fig4_attention": fig4_args,
+    "fig5_neuron_dropping": fig5_args,
+    "training_curves": training_curves_args,
 }
 FIGURE_NAMES = list(FIGURE_ARGS)
 
@@ -76,7 +78,7 @@ for fig, fig_args in FIGURE_ARGS.items():
         name:
             f"figure_{fig}"
         input:
-            files_in(lambda w, fig_args=fig_args: fig_args(w.dataset)),
+            lambda w, fig_args=fig_args: fig_args(w.dataset).files,
         output:
             png=report(
                 f"{PAPER}/figures/{{dataset}}_{fig}.png",
@@ -93,7 +95,7 @@ for fig, fig_args in FIGURE_ARGS.items():
             runtime=10,
         params:
             name=fig,
-            args=lambda w, fig_args=fig_args: fig_args(w.dataset),
+            args=lambda w, fig_args=fig_args: fig_args(w.dataset).args,
         shell:
             "python -m stndt.cli figure {params.name} {params.args:q} --out {output.png:q} > {log:q} 2>&1"
 
@@ -101,9 +103,7 @@ for fig, fig_args in FIGURE_ARGS.items():
 SCALING_CONFIGURED = any(
     CFG.datasets[d].layout in SCALING_DATASETS for d in ALL_DATASETS
 )
-TABLES = ["table1_main", "table3_ablation"] + (
-    ["table_scaling"] if SCALING_CONFIGURED else []
-)
+TABLES = [MAIN_TABLE, ABLATION_TABLE] + ([SCALING_TABLE] if SCALING_CONFIGURED else [])
 
 
 # Results the user downloaded from EvalAI (datasets.<id>.evalai_result): rows "ours (EvalAI test)".
@@ -164,8 +164,16 @@ rule tables:
             for x in ("--evalai-result", ds, path)
         ]
         + (["--bin-width-ms", str(CFG.bin_width_ms)] if EVALAI_RESULTS else []),
-        out_dir=lambda w, output: os.path.dirname(output[0]),
+        out=lambda w, output: [
+            x
+            for t in TABLES
+            for x in (
+                "--out",
+                t,
+                f"{PAPER}/tables/{t}.csv",
+                f"{PAPER}/tables/{t}.md",
+            )
+        ],
     shell:
         "python -m stndt.cli tables {params.datasets:q} {params.synthetic:q} {params.paired:q}"
-        " {params.evalai:q} --published {input.published:q}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " {params.evalai:q} --published {input.published:q} {params.out:q} > {log:q} 2>&1"
