@@ -26,6 +26,9 @@ def test_epoch_range_runs_from_patience_to_the_epoch_cap():
     assert epoch_range(train, steps_per_epoch=5) == (45, 400)
     assert epoch_range(train, steps_per_epoch=10) == (25, 400)
     assert epoch_range(train, steps_per_epoch=20) == (25, 400)  # 10 epochs < patience 20
+    # the cap's floor of 4,000 steps: 800 epochs at 5 steps per epoch, the 400-epoch cap at 10
+    assert epoch_range({**train, "max_steps": 4000}, steps_per_epoch=5) == (45, 800)
+    assert epoch_range({**train, "max_steps": 4000}, steps_per_epoch=10) == (25, 400)
 
 
 def test_nlb_windows_come_from_nlb_tools():

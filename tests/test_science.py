@@ -9,6 +9,7 @@ STNDT's hyperparameter draws, the published-numbers branch of the paper tables, 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +29,7 @@ from stndt.train.device import cpu_has_native_bf16
 from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, val_masked_nll
 from stndt.train.loop import train_member
 from stndt.train.schedule import lr_factor
-from stndt.train.stopping import effective_patience, improved, patience_floor, should_stop
+from stndt.train.stopping import effective_patience, epoch_cap, improved, patience_floor, should_stop, steps_per_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,6 +127,32 @@ def test_loop_counts_patience_steps_on_the_dataset_s_steps_per_epoch(val_tensors
         progress=False,
     )
     assert patiences and set(patiences) == {4}
+
+
+def test_max_steps_is_a_floor_of_the_cap_counted_in_optimizer_steps():
+    # 4,000 steps: 800 epochs on 75 trials at batch 16 (5 steps per epoch), 400 on 160 trials (10)
+    assert steps_per_epoch(75, 16) == 5 and steps_per_epoch(160, 16) == 10 and steps_per_epoch(3, 16) == 1
+    assert epoch_cap(400, 4000, 5) == 800 and epoch_cap(400, 4000, 10) == 400
+    assert epoch_cap(400, 4000, 20) == 400  # the epoch cap stays the floor
+    assert epoch_cap(400, 0, 5) == 400  # 0 = the cap is max_epochs (the published runs)
+    with pytest.raises(ValueError, match="max_steps"):
+        TrainConfig(max_steps=-1)
+
+
+def test_a_member_on_few_trials_trains_to_its_cap_in_steps(val_tensors, tmp_path):
+    """16 training trials at batch 8 are 2 steps per epoch: max_steps 8 raises a 2-epoch cap to 4, the
+    member runs 8 steps, and its summary and params.json give the cap it had."""
+    summary = train_member(
+        val_tensors,
+        None,
+        tmp_path,
+        {**LOOP, "max_epochs": 2, "max_steps": 8, "batch_size": 8, "patience": 100},
+        progress=False,
+    )
+    assert (summary["epochs_run"], summary["steps"], summary["stop_reason"]) == (4, 8, "max_epochs")
+    params = json.loads((tmp_path / "params.json").read_text())
+    assert params["train"]["max_epochs"] == 4 and params["hyperparameters"]["max_steps"] == 8
+    assert "NOT CONVERGED: stopped at the cap (max_epochs 4, 8 optimizer steps)" in (tmp_path / "train.log").read_text()
 
 
 def test_should_stop_cobps_rule_boundaries():

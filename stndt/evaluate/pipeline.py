@@ -162,9 +162,9 @@ def convergence_summary(tables: Sequence[Path]) -> str | None:
     parts = []
     if capped:
         parts.append(
-            "WARNING: these members stopped at their cap (training.max_epochs) before the stopping "
+            "WARNING: these members stopped at their cap (training.max_epochs / max_steps) before the stopping "
             "rule fired, so they have NOT converged and their numbers are not results (members.csv "
-            "column 'converged'); raise training.max_epochs and rerun:\n" + "\n".join(capped)
+            "column 'converged'); raise training.max_epochs or max_steps and rerun:\n" + "\n".join(capped)
         )
     if diverged:
         parts.append(
@@ -277,7 +277,7 @@ def build_ensemble(
     if chosen["unconverged"]:
         log.warning(
             "%d of %d members stopped at their cap before converging (%s): see members.csv "
-            "'converged' and raise training.max_epochs",
+            "'converged' and raise training.max_epochs or max_steps",
             len(chosen["unconverged"]),
             len(table),
             ", ".join(chosen["unconverged"]),

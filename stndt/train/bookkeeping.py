@@ -209,5 +209,6 @@ def unconverged_message(cfg, st: dict[str, Any]) -> str:
         f"NOT CONVERGED: stopped at the cap (max_epochs {cfg.max_epochs}, {st['step']} optimizer steps) before "
         f"the stopping rule fired; best {VAL_CO_BPS} at epoch {st['best']['epoch']}, best {VAL_MASKED_NLL} at "
         f"epoch {st['best_loss']['epoch']} (the rule waits {cobps_wait:g} epochs after each). Its numbers are "
-        "not those of a trained model: raise training.max_epochs (the cap) and rerun (the member retrains)"
+        "not those of a trained model: raise training.max_epochs or training.max_steps (the cap: the larger "
+        "of the two, max_steps counted in optimizer steps) and rerun (the member retrains)"
     )

@@ -30,6 +30,10 @@ class TrainConfig:
     # floor of the patience in optimizer steps (stndt.train.stopping.patience_floor): a dataset with few
     # training trials has few steps per epoch, and an epoch count alone would stop it before it learns
     patience_steps: int = 0
+    # floor of the cap in optimizer steps (stndt.train.stopping.epoch_cap): the cap in epochs is
+    # max(max_epochs, ceil(max_steps / steps per epoch)) on the member's data, so the budget of a
+    # dataset with few training trials is not cut short; 0 = max_epochs alone (the published runs)
+    max_steps: int = 0
     # "both" (the published runs, reference runner.py): stop when val co-bps AND val masked loss have
     # both gone more than `patience` epochs without improving; "cobps": at least `patience` epochs
     # since the best val co-bps (this project's earlier rule). See stndt.train.stopping.
@@ -62,7 +66,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
-        for name in ("patience", "patience_steps", "warmup_epochs", "seed"):
+        for name in ("patience", "patience_steps", "max_steps", "warmup_epochs", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"TrainConfig.{name} must be a non-negative integer, got {value!r}")

@@ -108,7 +108,7 @@ def _train_member(
 
     val, test = load_train_phases(tensors_val, tensors_test)
     device, bf16 = resolve_runtime(split_params(params, val.shapes)[2])
-    m = build_member(0, out_dir, params, val.shapes, device, log)
+    m = build_member(0, out_dir, params, val.shapes, len(val.train_heldin), device, log)
     model, model_cfg, train_cfg = m.model, m.model_cfg, m.train_cfg
     run_id = fingerprint(run_identity(m, device, bf16), [tensors_val, tensors_test])
     log.info("member %s: device=%s bf16=%s shapes=%s", out_dir, device, bf16, val.shapes)

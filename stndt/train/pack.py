@@ -163,7 +163,7 @@ def _build_members(
     val, out_dirs: list[Path], params_list: list[dict[str, Any]], loggers: list[logging.Logger], device: torch.device
 ) -> list[Member]:
     members = [
-        build_member(i, d, params, val.shapes, device, loggers[i])
+        build_member(i, d, params, val.shapes, len(val.train_heldin), device, loggers[i])
         for i, (d, params) in enumerate(zip(out_dirs, params_list))
     ]
     first = members[0].train_cfg

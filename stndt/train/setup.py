@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from stndt.train.config import TrainConfig
 from stndt.train.device import cpu_has_native_bf16, keep_freed_memory
 from stndt.train.search_space import split_params
+from stndt.train.stopping import epoch_cap, steps_per_epoch
 
 # TrainConfig fields that change how a job runs but not what it computes (excluded from the
 # fingerprint, so changing them does not discard a saved state).
@@ -117,13 +118,18 @@ def build_member(
     out_dir: Path,
     params: dict[str, Any],
     shapes: dict[str, int],
+    n_train: int,
     device: torch.device,
     logger: logging.Logger,
 ) -> Member:
-    """Resolve `params` against the data's shapes and build the member's model from its init seed."""
+    """Resolve `params` against the data (its shapes, and its `n_train` training trials, which turn the
+    cap's floor in steps, max_steps, into epochs) and build the member's model from its init seed."""
     from stndt.model.stndt import STNDT  # looked up at call time (tests substitute a recording STNDT)
 
     model_cfg, obj_cfg, train_cfg = split_params(params, shapes)
+    if train_cfg.max_steps:
+        cap = epoch_cap(train_cfg.max_epochs, train_cfg.max_steps, steps_per_epoch(n_train, train_cfg.batch_size))
+        train_cfg = replace(train_cfg, max_epochs=cap)
     seeds = derived_seeds(train_cfg.seed)
     torch.manual_seed(seeds["init"])
     model = STNDT(model_cfg).to(device)

@@ -22,7 +22,9 @@ epochs are 200 steps on 160 trials but only 100 on 80 (batch 16), and a member o
 stop as "converged" before it started to learn. ``patience_steps`` sets a floor in steps, converted to
 epochs for this dataset by `patience_floor` (ceil(patience_steps / steps per epoch)); the patience in
 epochs is the larger of the two. Whatever the patience, ``max_epochs`` caps
-training; a member stopped there before the rule fired has not converged (``converged``).
+training; a member stopped there before the rule fired has not converged (``converged``). The cap has
+the same floor in steps (``max_steps``, `epoch_cap`): a cap of 400 epochs is 4,000 steps on 160 trials
+but 2,000 on 75, so a budget sized on one dataset would cut a smaller one short.
 The decision is a pure function of epoch counters, so it is tested on hand-made histories and a
 resumed run makes exactly the decisions of an uninterrupted one (the counters live in state.pt).
 """
@@ -57,6 +59,17 @@ def patience_floor(patience: int, patience_steps: int, steps_per_epoch: int) -> 
     if steps_per_epoch < 1:
         raise ValueError(f"steps_per_epoch must be positive, got {steps_per_epoch}")
     return max(int(patience), math.ceil(patience_steps / steps_per_epoch))
+
+
+def epoch_cap(max_epochs: int, max_steps: int, steps_per_epoch: int) -> int:
+    """The cap in epochs on a dataset with `steps_per_epoch` steps per epoch: at least `max_epochs`
+    epochs and at least `max_steps` optimizer steps (0 = the cap is `max_epochs`, the published runs)."""
+    return patience_floor(max_epochs, max_steps, steps_per_epoch)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps in one pass over `n_train` training trials (the last batch may be short)."""
+    return max(1, math.ceil(n_train / batch_size))
 
 
 def should_stop(
