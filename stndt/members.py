@@ -19,6 +19,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
 STOP_RULE, STOP_CAP, STOP_DIVERGED = "early_stopping", "max_epochs", "diverged"
 
 
+#: The masked-modeling loss (the training objective without the contrastive term): its column in a
+#: member's train_log.csv and, at the kept epoch, in members.csv (the x-axis of the paper's Fig. 2A).
+MASKED_NLL = "masked_nll"
+
+
 def member_id(index: int) -> str:
     return f"m{index:03d}"
 

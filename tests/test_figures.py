@@ -23,6 +23,7 @@ from stndt.figures.fig3_ensemble import decode_velocity, fig3_ensemble
 from stndt.figures.fig4_attention import fig4_attention
 from stndt.figures.fig5_neuron_dropping import fig5_neuron_dropping
 from stndt.figures.training_curves import fig_training_curves, read_member_logs
+from stndt.members import MASKED_NLL
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SETS = {"stndt": "", "ndt": "variants/ndt", "no_contrast": "variants/no_contrast"}
@@ -51,7 +52,7 @@ def _val(ds: Path) -> Path:
 # ------------------------------------------------------------------------------------------ Fig. 2
 def test_fig2_scatter_points_are_the_members_tables(tiny_ds, tmp_path):
     tables = {name: pd.read_csv(path) for name, path in _members_csv(tiny_ds).items()}
-    loss = "masked nll"
+    loss = MASKED_NLL
     fig = fig2_member_metrics(_members_csv(tiny_ds), tmp_path / "fig2.png", loss_column=loss)
     assert_figure(tmp_path / "fig2.png")
     metrics = [m for m in ("co-bps", "vel R2", "psth R2", "fp-bps") if tables["stndt"][m].notna().any()]

@@ -19,6 +19,7 @@ import yaml
 from conftest import LOCAL_ENV, PACKED_BAYES, ROOT, TINY, TinyRun, nothing_to_do, snakemake, write_config
 
 from stndt.datasets import CO_BPS, METRICS
+from stndt.members import MASKED_NLL
 
 FIGURES = ["fig2_member_metrics", "fig3_ensemble", "fig4_attention", "fig5_neuron_dropping", "training_curves"]
 MEMBER_FILES = (
@@ -53,7 +54,7 @@ def test_output_contract(tiny_run: TinyRun):
             bench = pd.read_csv(res / "benchmarks" / "train" / "tiny" / f"{prefix}{member}.tsv", sep="\t")
             assert {"s", "max_rss"} <= set(bench.columns) and bench["s"].iloc[0] > 0
     members = pd.read_csv(ds / "members.csv")
-    assert list(members["member"]) == ["m000", "m001"] and {CO_BPS, "lr", "masked nll"} <= set(members.columns)
+    assert list(members["member"]) == ["m000", "m001"] and {CO_BPS, "lr", MASKED_NLL} <= set(members.columns)
     # the member's own val scores (written by its training job) are the ones in the table
     m0 = json.loads((ds / "members" / "m000" / "metrics_val.json").read_text())
     assert members.loc[0, CO_BPS] == pytest.approx(m0[CO_BPS])

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from stndt.commands import command, keyed
+from stndt.members import MASKED_NLL
 
 
 def _tables_args(p):
@@ -155,7 +156,7 @@ def _figure_args(p):
         metavar=("SET", "MEMBERS_CSV"),
         help="a member set's members.csv (set: stndt, required, or a variant)",
     )
-    f.add_argument("--loss-column", default="masked nll", help="members.csv column on the x-axis of panel A")
+    f.add_argument("--loss-column", default=MASKED_NLL, help="members.csv column on the x-axis of panel A")
     f = figure("fig3_ensemble", "Fig. 3: ensemble size curve, decoded trajectories, rates and PSTHs")
     f.add_argument("--curve", required=True, type=Path, help="ensemble_curve.csv of the STNDT members")
     f.add_argument("--ensemble", required=True, type=Path, help="ensemble.json of the STNDT members")

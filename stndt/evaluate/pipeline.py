@@ -31,7 +31,7 @@ from stndt.evaluate.metrics import bps_metrics, co_bps, group, has_targets, load
 from stndt.evaluate.smoothing import smoothing_rates
 from stndt.evaluate.submission import write_submission
 from stndt.io import atomic_path, load_h5, read_h5_attrs, save_h5, write_json
-from stndt.members import STOP_CAP, VARIANTS, converged
+from stndt.members import MASKED_NLL, STOP_CAP, VARIANTS, converged
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def members_table(member_dirs: Sequence[Path], out: Path, phases: Sequence[str])
             {
                 "best_epoch": summary.get("best_epoch"),
                 "val nll": summary.get("val nll"),
-                "masked nll": _masked_nll_at(d / "train_log.csv", summary.get("best_epoch")),
+                MASKED_NLL: _masked_nll_at(d / "train_log.csv", summary.get("best_epoch")),
                 "epochs_run": summary.get("epochs_run"),
                 "steps": summary.get("steps"),
                 "stop_reason": summary.get("stop_reason"),
@@ -180,7 +180,7 @@ def _masked_nll_at(train_log: Path, epoch) -> float | None:
     the x-axis of the paper's Fig. 2A, which shows it is a poor guide to the NLB metrics."""
     log_rows = pd.read_csv(train_log)
     rows = log_rows[log_rows["epoch"] == epoch] if epoch is not None else log_rows.tail(1)
-    return float(rows["masked_nll"].iloc[-1]) if len(rows) else None
+    return float(rows[MASKED_NLL].iloc[-1]) if len(rows) else None
 
 
 @dataclass(frozen=True)

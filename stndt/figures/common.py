@@ -20,7 +20,7 @@ import pandas as pd
 from stndt.data.tensors import read_layout
 from stndt.datasets import CO_BPS, FP_BPS, METRICS, PSTH_R2, RATE_R2, TP_CORR, VEL_R2, nlb_key
 from stndt.figures import style
-from stndt.members import VARIANTS
+from stndt.members import MASKED_NLL, VARIANTS
 
 PathLike = str | os.PathLike
 
@@ -42,7 +42,7 @@ SET_COLORS: dict[str, str] = {name: f"C{i}" for i, name in enumerate(VARIANTS)}
 #: x-axis labels of Fig. 2A by loss column of members.csv.
 LOSS_LABELS: dict[str, str] = {
     "val nll": "val Poisson NLL, held-out neurons\n(nats per neuron-bin)",
-    "masked nll": "masked-modeling loss\n(train NLL, kept epoch)",
+    MASKED_NLL: "masked-modeling loss\n(train NLL, kept epoch)",
 }
 
 

@@ -23,7 +23,7 @@ from stndt.figures.common import (
     read_csv,
     set_label,
 )
-from stndt.members import VARIANTS
+from stndt.members import MASKED_NLL, VARIANTS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,7 +36,7 @@ def fig2_member_metrics(members: Mapping[str, PathLike], out: PathLike, loss_col
     `members`: {member set: its members.csv}; set names are VARIANTS keys and the 'stndt' set is
     required (its columns choose the metrics); the other sets are drawn in their own colours, in
     VARIANTS order. `loss_column`: the members.csv column on the x-axis of A. The paper plots the
-    masked-modeling loss (`masked nll`); `val nll` (Poisson NLL of the held-out neurons on the val
+    masked-modeling loss (`masked_nll`); `val nll` (Poisson NLL of the held-out neurons on the val
     trials) is an affine function of val co-bps (same trials, same null model), so r = -1 there.
     """
     from matplotlib.ticker import MaxNLocator
@@ -77,7 +77,7 @@ def fig2_member_metrics(members: Mapping[str, PathLike], out: PathLike, loss_col
         scatter(ax, loss_column, metric)
         ax.set_xlabel(LOSS_LABELS.get(loss_column, loss_column))
         ax.set_ylabel(metric_label(metric))
-    what = "the masked-modeling loss" if loss_column == "masked nll" else "the validation loss"
+    what = "the masked-modeling loss" if loss_column == MASKED_NLL else "the validation loss"
     sub_a.suptitle(
         f"A   Metrics vs {what} (one point per member, {len(allrows)} in all)", x=0.01, ha="left", fontweight="bold"
     )

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from stndt.members import STOP_CAP, STOP_DIVERGED, STOP_RULE, converged
+from stndt.members import MASKED_NLL, STOP_CAP, STOP_DIVERGED, STOP_RULE, converged
 from stndt.model.stndt import n_parameters
 from stndt.train.candidates import candidate_metrics, track, write_candidates
 from stndt.train.checkpoint import cpu_state_dict
@@ -37,7 +37,7 @@ from stndt.train.outputs import write_member_outputs
 from stndt.train.setup import Member, val_mask_seed
 from stndt.train.stopping import effective_patience, improved, patience_floor, should_stop
 
-TRAIN_COLUMNS: tuple[str, ...] = ("loss", "masked_nll", "contrast", "lr")  # empty in the epoch-0 row
+TRAIN_COLUMNS: tuple[str, ...] = ("loss", MASKED_NLL, "contrast", "lr")  # empty in the epoch-0 row
 
 
 def fresh_state() -> dict[str, Any]:

@@ -21,6 +21,7 @@ import torch
 from stndt.candidates import CANDIDATES_DIR, candidate_files
 from stndt.datasets import PHASES
 from stndt.io import atomic_path, save_h5, write_json
+from stndt.members import MASKED_NLL
 from stndt.train.checkpoint import MEMBER_FORMAT, STATE_FILE, save_torch
 from stndt.train.data import PhaseTensors
 from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, VAL_NLL, phase_rates
@@ -29,7 +30,7 @@ LOG_COLUMNS: tuple[str, ...] = (
     "epoch",
     "step",
     "loss",
-    "masked_nll",
+    MASKED_NLL,
     "contrast",
     "lr",
     VAL_CO_BPS,
