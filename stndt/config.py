@@ -21,7 +21,16 @@ SOURCES = ("dandi", "synthetic", "local")
 SEARCH_METHODS = ("random", "bayes")
 # Member counts per model variant when the config names none (the STNDT members form the ensemble and
 # the submission; NDT and STNDT-without-contrastive are the paper's comparisons).
+# The one home of every default of the config file: the schema (workflow/schemas/config.schema.yaml)
+# checks types and keys only, and config/README.md's table is checked against these (tests/test_config.py).
+DEFAULT_RESULTS_DIR = "results"
+DEFAULT_SEED = 0
+DEFAULT_BIN_WIDTH_MS = 5
+DEFAULT_SEARCH_SPACES = "config/search_spaces.yaml"
 DEFAULT_VARIANTS: dict[str, int] = {"stndt": 4, "ndt": 4, "no_contrast": 4}
+# Resources of a training job (resources.train: threads, mem_mb, runtime in minutes, gpu), each key
+# replaceable on its own; a SLURM profile's set-resources take precedence over all of them.
+DEFAULT_TRAIN_RESOURCES: dict[str, int] = {"threads": 1, "mem_mb": 4000, "runtime": 60, "gpu": 0}
 DEFAULT_SEARCH: dict[str, Any] = {"method": "random", "wave_size": 8}
 EVALAI_HOST = "https://eval.ai"  # EvalAI docs (evaluation_scripts.md): "API_SERVER: Use https://eval.ai"
 EVALAI_METHOD_NAME = "STNDT ensemble"
@@ -94,6 +103,8 @@ class PipelineConfig:
     datasets: dict[str, DatasetConfig]
     search_spaces: str
     evalai: EvalAISettings | None = None  # the `evalai:` section (submitting to EvalAI), None without one
+    # resources of a training job: DEFAULT_TRAIN_RESOURCES with the config's resources.train on top
+    train_resources: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TRAIN_RESOURCES))
 
     def by_source(self, source: str) -> list[str]:
         return [d for d, c in self.datasets.items() if c.source == source]
@@ -408,23 +419,24 @@ def pipeline_config(config: dict[str, Any], root: str | Path | None = None) -> P
     `root`: where shipped files named by relative paths (the search-space file) are found when they are
     not relative to the working directory.
     """
-    bw = config.get("bin_width_ms", 5)
+    bw = config.get("bin_width_ms", DEFAULT_BIN_WIDTH_MS)
     if bw not in SUPPORTED_BIN_WIDTHS_MS:
         raise ConfigError(f"bin_width_ms: nlb_tools scores {SUPPORTED_BIN_WIDTHS_MS} ms bins only, got {bw!r}")
     entries = config.get("datasets") or {}
     if not entries:
         raise ConfigError("datasets: at least one dataset must be configured")
-    spaces = str(config.get("search_spaces", "config/search_spaces.yaml"))
+    spaces = str(config.get("search_spaces", DEFAULT_SEARCH_SPACES))
     if root is not None and not Path(spaces).is_absolute() and not Path(spaces).exists():
         spaces = str(Path(root) / spaces)
     datasets = {ds_id: _dataset(ds_id, entry, config) for ds_id, entry in entries.items()}
     for ds in datasets.values():
         _check_training(ds, config, spaces)
     return PipelineConfig(
-        results_dir=str(config.get("results_dir", "results")).rstrip("/"),
-        seed=int(config.get("seed", 0)),
+        results_dir=str(config.get("results_dir", DEFAULT_RESULTS_DIR)).rstrip("/"),
+        seed=int(config.get("seed", DEFAULT_SEED)),
         bin_width_ms=bw,
         datasets=datasets,
         search_spaces=spaces,
         evalai=evalai_settings(config.get("evalai"), bw),
+        train_resources={**DEFAULT_TRAIN_RESOURCES, **((config.get("resources") or {}).get("train") or {})},
     )

@@ -122,3 +122,59 @@ def test_shipped_configs_are_valid():
     }
     assert {d.holdout for d in paper.datasets.values()} == {0.0}  # the authors selected on every val trial
     assert all(d.training["bf16"] is False for d in paper.datasets.values())
+
+
+def test_config_readme_lists_the_defaults_of_stndt_config():
+    """stndt/config.py is the one home of the config's defaults (the schema has none); the table of
+    config/README.md must show the same values, so a changed default cannot leave the docs behind."""
+    import yaml
+
+    from stndt import config as c
+    from stndt.datasets import NLB_EVALAI_CHALLENGE
+
+    readme = (Path(__file__).resolve().parents[1] / "config" / "README.md").read_text()
+    shown = {}
+    for line in readme.splitlines():
+        cells = [x.strip() for x in line.split("|")]
+        if len(cells) > 3 and cells[1].startswith("`") and cells[2].startswith("`"):
+            shown[cells[1].strip("`")] = cells[2].strip("`")
+    expected = {
+        "results_dir": c.DEFAULT_RESULTS_DIR,
+        "seed": c.DEFAULT_SEED,
+        "bin_width_ms": c.DEFAULT_BIN_WIDTH_MS,
+        "search_spaces": c.DEFAULT_SEARCH_SPACES,
+        "variants": c.DEFAULT_VARIANTS,
+        "search.method": c.DEFAULT_SEARCH["method"],
+        "search.wave_size": c.DEFAULT_SEARCH["wave_size"],
+        "resources.train": c.DEFAULT_TRAIN_RESOURCES,
+        "evalai.challenge": NLB_EVALAI_CHALLENGE,
+        "evalai.host": c.EVALAI_HOST,
+        "evalai.method_name": c.EVALAI_METHOD_NAME,
+    }
+    assert {k: yaml.safe_load(shown[k]) if k in shown else None for k in expected} == expected
+    schema = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    )
+
+    def defaults(node) -> list:
+        if isinstance(node, dict):
+            return (["default"] if "default" in node else []) + [d for v in node.values() for d in defaults(v)]
+        return []
+
+    assert defaults(schema) == []  # the schema holds no default value (one home: stndt/config.py)
+
+
+def test_a_minimal_config_gets_the_defaults(tmp_path):
+    from stndt import config as c
+
+    cfg = pipeline_config(
+        {"datasets": {"d": {"source": "synthetic", "layout": "mc_maze"}}, "resources": {"train": {"gpu": 1}}},
+        root=Path(__file__).resolve().parents[1],
+    )
+    assert (cfg.results_dir, cfg.seed, cfg.bin_width_ms) == (
+        c.DEFAULT_RESULTS_DIR,
+        c.DEFAULT_SEED,
+        c.DEFAULT_BIN_WIDTH_MS,
+    )
+    assert cfg.datasets["d"].variants == c.DEFAULT_VARIANTS
+    assert cfg.train_resources == {**c.DEFAULT_TRAIN_RESOURCES, "gpu": 1}

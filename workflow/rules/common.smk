@@ -35,13 +35,7 @@ def is_synthetic(dataset):
 PUBLISHED = os.path.relpath(os.path.join(ROOT, "config", "published_results.csv"))
 # One environment for all jobs under --sdm conda; its PyTorch is the CUDA build (see the file).
 CONDA_ENV = "../../envs/stndt.yaml"
-TRAIN_RESOURCES = {
-    "threads": 1,
-    "mem_mb": 4000,
-    "runtime": 60,
-    "gpu": 0,
-    **config.get("resources", {}).get("train", {}),
-}
+TRAIN_RESOURCES = CFG.train_resources
 ALL_DATASETS = list(CFG.datasets)
 SYNTHETIC = CFG.by_source("synthetic")
 
