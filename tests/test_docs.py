@@ -77,3 +77,21 @@ def test_the_rule_graph_page_is_the_workflow_s():
 if __name__ == "__main__":
     PAGE.write_text(HEADER + "```mermaid\n" + current_mermaid() + "```\n")
     print(f"wrote {PAGE}")
+
+
+def test_every_figure_and_table_has_a_report_caption_and_a_command():
+    """The figure and table names live in stndt.figures.FIGURES and stndt.paper.tables.TABLE_TITLES; the
+    report captions and the `figure` command follow them."""
+    import argparse
+
+    import stndt.cli  # noqa: F401  (registers the commands)
+    from stndt.commands import COMMANDS
+    from stndt.figures import FIGURES
+    from stndt.paper.tables import TABLE_TITLES
+
+    captions = {p.stem for p in (ROOT / "workflow" / "report").glob("*.rst")}
+    assert set(FIGURES) | set(TABLE_TITLES) <= captions
+    parser = argparse.ArgumentParser()
+    COMMANDS["figure"][1](parser)
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert tuple(subparsers.choices) == FIGURES

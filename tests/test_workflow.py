@@ -19,9 +19,9 @@ import yaml
 from conftest import LOCAL_ENV, PACKED_BAYES, ROOT, TINY, TinyRun, nothing_to_do, snakemake, write_config
 
 from stndt.datasets import CO_BPS, METRICS
+from stndt.figures import FIGURES
 from stndt.members import MASKED_NLL
 
-FIGURES = ["fig2_member_metrics", "fig3_ensemble", "fig4_attention", "fig5_neuron_dropping", "training_curves"]
 MEMBER_FILES = (
     "params.json",
     "best.pt",
@@ -208,7 +208,7 @@ def test_outputs_respect_the_umask(tiny_run: TinyRun):
 def test_report_holds_every_figure_and_table(tiny_copy: TinyRun):
     snakemake(tiny_copy.workdir, TINY, "--report", "report.html")
     html = (tiny_copy.workdir / "report.html").read_text(errors="replace")
-    for name in FIGURES + ["table1_main", "data_overview"]:
+    for name in [*FIGURES, "table1_main", "data_overview"]:
         assert name in html
 
 

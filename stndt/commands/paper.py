@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from stndt.commands import command, keyed
+from stndt.figures import FIGURES
 from stndt.members import MASKED_NLL
 
 
@@ -132,9 +133,6 @@ def _neuron_dropping(a):
     neuron_dropping(
         a.tensors, stndt, a.out, ndt=ndt, n_members=a.members, n_random=a.random, seed=a.seed, threads=a.threads
     )
-
-
-FIGURES = ("fig2_member_metrics", "fig3_ensemble", "fig4_attention", "fig5_neuron_dropping", "training_curves")
 
 
 def _figure_args(p):

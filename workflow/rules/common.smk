@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from stndt.candidates import BEST_COBPS, CANDIDATES_DIR, CHECKPOINTS, candidate_files
 from stndt.datasets import PHASES, SCALING_DATASETS
 from stndt.io import link_files
+from stndt.figures import FIGURES
 from stndt.members import VARIANTS, member_id, member_index
 from stndt.paper.tables import ABLATION_TABLE, MAIN_TABLE, SCALING_TABLE
 from stndt.train.members import resolve_member, space_for

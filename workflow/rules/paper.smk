@@ -69,7 +69,11 @@ FIGURE_ARGS = {
     "fig5_neuron_dropping": fig5_args,
     "training_curves": training_curves_args,
 }
-FIGURE_NAMES = list(FIGURE_ARGS)
+if tuple(FIGURE_ARGS) != FIGURES:
+    raise WorkflowError(
+        f"paper.smk: FIGURE_ARGS has {list(FIGURE_ARGS)}, stndt.figures.FIGURES {list(FIGURES)}"
+    )
+FIGURE_NAMES = list(FIGURES)
 
 
 for fig, fig_args in FIGURE_ARGS.items():
