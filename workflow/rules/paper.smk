@@ -26,42 +26,8 @@ rule neuron_dropping:
         " --seed {params.seed} --threads {threads} > {log:q} 2>&1"
 
 
-# Each figure: the arguments of its command, every file it reads marked (report caption: report/NAME.rst).
-def fig2_args(ds):
-    a = Args()
-    for v, p in dataset_sets(ds):
-        a.file("--members-csv", v, f"{R}/{ds}/{p}members.csv")
-    return a
-
-
-def fig3_args(ds):
-    a = Args().opt("--dataset", ds).file("--curve", f"{R}/{ds}/ensemble_curve.csv")
-    a.file("--ensemble", f"{R}/{ds}/ensemble.json")
-    a.file("--rates", f"{R}/{ds}/ensemble/rates_val.h5")
-    a.file("--tensors", f"{R}/{ds}/tensors/val.h5")
-    for t in truth_files(ds):
-        a.file("--truth", t)
-    return a
-
-
-def fig4_args(ds):
-    a = Args().opt("--dataset", ds).file("--ensemble", f"{R}/{ds}/ensemble.json")
-    a.file("--tensors", f"{R}/{ds}/tensors/val.h5")
-    return checkpoint_args(a, "--checkpoint", ds, "stndt")
-
-
-def fig5_args(ds):
-    return Args().file("--table", f"{R}/{ds}/analysis/neuron_dropping.csv")
-
-
-def training_curves_args(ds):
-    a = Args().opt("--dataset", ds)
-    for v, p in dataset_sets(ds):
-        for m in member_ids(ds, v):
-            a.file("--train-log", v, m, f"{R}/{ds}/{p}members/{m}/train_log.csv")
-    return a
-
-
+# Each figure: the arguments of its command, every file it reads marked (common.smk; report caption:
+# report/NAME.rst).
 FIGURE_ARGS = {
     "fig2_member_metrics": fig2_args,
     "fig3_ensemble": fig3_args,
