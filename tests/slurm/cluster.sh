@@ -17,8 +17,8 @@
 #
 # Settings (environment):
 #   STNDT_SLURM_PARTITION   partition name (default: debug; the test profile uses debug)
-#   STNDT_SLURM_MIN_JOB_AGE seconds finished jobs stay visible to squeue/scontrol (default: 600; the
-#                           plugin's squeue status command needs >= 3x its init seconds)
+#   STNDT_SLURM_MIN_JOB_AGE seconds finished jobs stay visible to squeue/scontrol (default: 7200, so a run
+#                           slowed by a busy machine still sees its first jobs; the plugin needs >= 3x its init seconds)
 #   STNDT_SLURM_WAIT        seconds to wait for the node to become idle (default: 60)
 set -uo pipefail
 # The daemons live in sbin, which a non-login shell may lack.
@@ -36,7 +36,7 @@ readonly MUNGE_KEY=/etc/munge/munge.key
 # Marker: munged was started by this script, so `stop` may stop it (a munged we found running is left).
 readonly MUNGE_MARK="$RUN_DIR/munged.started-by-cluster-sh"
 readonly PARTITION="${STNDT_SLURM_PARTITION:-debug}"
-readonly MIN_JOB_AGE="${STNDT_SLURM_MIN_JOB_AGE:-600}"
+readonly MIN_JOB_AGE="${STNDT_SLURM_MIN_JOB_AGE:-7200}"
 readonly WAIT_S="${STNDT_SLURM_WAIT:-60}"
 
 log() { echo "cluster.sh: $*"; }
