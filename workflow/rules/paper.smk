@@ -134,15 +134,11 @@ rule tables:
             for x in ("--evalai-result", ds, path)
         ]
         + (["--bin-width-ms", str(CFG.bin_width_ms)] if EVALAI_RESULTS else []),
+        # the declared outputs, csv then md per table in TABLES order
         out=lambda w, output: [
             x
-            for t in TABLES
-            for x in (
-                "--out",
-                t,
-                f"{PAPER}/tables/{t}.csv",
-                f"{PAPER}/tables/{t}.md",
-            )
+            for t, csv, md in zip(TABLES, output[::2], output[1::2])
+            for x in ("--out", t, csv, md)
         ],
     shell:
         "python -m stndt.cli tables {params.datasets:q} {params.synthetic:q} {params.paired:q}"
