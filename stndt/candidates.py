@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stndt.datasets import PHASES
+
 BEST_COBPS, CHECKPOINTS = "best_cobps", "checkpoints"
 CANDIDATE_MODES: tuple[str, ...] = (BEST_COBPS, CHECKPOINTS)
 
@@ -103,7 +105,7 @@ class CandidateRates:
 
 
 def read_candidates(
-    member_dir: str | os.PathLike, phases: tuple[str, ...] | list[str] = ("val", "test")
+    member_dir: str | os.PathLike, phases: tuple[str, ...] | list[str] = PHASES
 ) -> list[dict[str, Any]]:
     """A member's distinct extra candidates, from its CANDIDATES_DIR: [{"id", "criterion", "epoch",
     "rates": {phase: CandidateRates}}] in EXTRA_CRITERIA order (copies of another checkpoint left out)."""

@@ -102,6 +102,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def write_csv(path: str | os.PathLike, table) -> None:
+    """A pandas DataFrame written to `path` as CSV (no index), atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes, read in `chunk`-sized blocks (constant memory for 20 GB files)."""
     h = hashlib.sha256()

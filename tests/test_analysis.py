@@ -51,7 +51,8 @@ def build_tiny_results(root: Path) -> Path:
     """A results/<ds> folder in the pipeline's layout, small enough to build in ~15 s on 2 CPU cores."""
     from stndt.data.synthetic import SyntheticConfig, generate, make_truth
     from stndt.data.tensors import build_phase, write_phase
-    from stndt.evaluate.pipeline import build_ensemble, members_table, score_rates
+    from stndt.evaluate.members_table import members_table
+    from stndt.evaluate.pipeline import build_ensemble, score_rates
     from stndt.io import save_h5
     from stndt.train.loop import train_member
 

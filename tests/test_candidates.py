@@ -50,10 +50,10 @@ from stndt.candidates import (
     read_candidates,
 )
 from stndt.datasets import CO_BPS
-from stndt.evaluate.ensemble import subset_eval_trials
 from stndt.evaluate.holdout import HOLDOUT_KEY, holdout_trials, selection_trials
 from stndt.evaluate.metrics import co_bps, load_rates, normalize_cond_idx
 from stndt.evaluate.pipeline import build_ensemble
+from stndt.evaluate.subsets import subset_eval_trials
 from stndt.io import save_h5, write_json
 from stndt.train.candidates import VAL_UNMASKED_NLL, candidate_summary, track
 from stndt.train.checkpoint import STATE_FILE
@@ -364,7 +364,8 @@ def test_settings_are_checked_naming_the_key():
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    from stndt.config import ConfigError, pipeline_config
+    from stndt.config import pipeline_config
+    from stndt.errors import ConfigError
 
     config = yaml.safe_load(TINY_CONFIG.read_text())
     ds = pipeline_config(config).datasets["tiny"]

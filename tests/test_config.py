@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stndt.config import ConfigError, pipeline_config
+from stndt.config import pipeline_config
+from stndt.errors import ConfigError
 
 
 def _cfg(**entry):
@@ -130,6 +131,7 @@ def test_config_readme_lists_the_defaults_of_stndt_config():
     import yaml
 
     from stndt import config as c
+    from stndt import evalai_settings as ev
     from stndt.datasets import NLB_EVALAI_CHALLENGE
 
     readme = (Path(__file__).resolve().parents[1] / "config" / "README.md").read_text()
@@ -148,8 +150,8 @@ def test_config_readme_lists_the_defaults_of_stndt_config():
         "search.wave_size": c.DEFAULT_SEARCH["wave_size"],
         "resources.train": c.DEFAULT_TRAIN_RESOURCES,
         "evalai.challenge": NLB_EVALAI_CHALLENGE,
-        "evalai.host": c.EVALAI_HOST,
-        "evalai.method_name": c.EVALAI_METHOD_NAME,
+        "evalai.host": ev.EVALAI_HOST,
+        "evalai.method_name": ev.EVALAI_METHOD_NAME,
     }
     assert {k: yaml.safe_load(shown[k]) if k in shown else None for k in expected} == expected
     schema = yaml.safe_load(

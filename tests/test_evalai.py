@@ -21,8 +21,10 @@ from test_evaluate import make_data, noisy
 from tiny_tensors import write_tiny_tensors
 
 from stndt.cli import main
-from stndt.config import ConfigError, EvalAISettings, pipeline_config
+from stndt.config import pipeline_config
 from stndt.datasets import CO_BPS, FP_BPS, nlb_dataset, nlb_key
+from stndt.errors import ConfigError
+from stndt.evalai_settings import EvalAISettings
 from stndt.evaluate import evalai
 from stndt.evaluate.submission import expected_shapes, write_submission
 from stndt.io import load_h5

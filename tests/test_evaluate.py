@@ -19,6 +19,7 @@ from nlb_tools.make_tensors import h5_to_dict, save_to_h5
 from stndt.datasets import CO_BPS, FP_BPS, PSTH_R2, TP_CORR, VEL_R2, nlb_dataset, nlb_key
 from stndt.evaluate import ensemble as ens
 from stndt.evaluate import metrics as met
+from stndt.evaluate import subsets
 from stndt.evaluate.smoothing import gaussian_window, smoothing_rates
 from stndt.evaluate.submission import SubmissionError, check_rates, check_submission, write_submission
 from stndt.io import save_h5
@@ -305,10 +306,10 @@ def test_subset_all_trials_in_any_order_scores_the_same(rich):
     pred = noisy(rich.truth, 7, 0.3)
     full = met.score(rich.targets, pred, LAYOUT, BW)
     n = len(rich.cond_eval)
-    ident = ens.subset_eval_trials(rich.targets, pred, np.arange(n))
+    ident = subsets.subset_eval_trials(rich.targets, pred, np.arange(n))
     assert met.score(*ident, LAYOUT, BW) == full
     perm = np.random.default_rng(0).permutation(n)
-    t_p, r_p = ens.subset_eval_trials(rich.targets, pred, perm)
+    t_p, r_p = subsets.subset_eval_trials(rich.targets, pred, perm)
     # every metric is invariant to trial order only if conditions, jitter, masks follow the trials
     assert met.score(t_p, r_p, LAYOUT, BW) == pytest.approx(full, abs=1e-10)
     # a wrong remapping (condition lists left as they were) changes psth R2: the test can fail
@@ -319,7 +320,7 @@ def test_subset_all_trials_in_any_order_scores_the_same(rich):
 def test_subset_matches_manual_slices(rich):
     pred = noisy(rich.truth, 8, 0.3)
     idx = np.array([5, 0, 17, 3, 22, 9, 31, 12])
-    t_s, r_s = ens.subset_eval_trials(rich.targets, pred, idx)
+    t_s, r_s = subsets.subset_eval_trials(rich.targets, pred, idx)
     tg, rt = rich.targets[KEY], pred[KEY]
     for k in ("eval_spikes_heldout", "eval_behavior", "eval_spikes_heldin_forward", "eval_decode_mask", "eval_jitter"):
         np.testing.assert_array_equal(t_s[KEY][k], tg[k][idx])
@@ -335,18 +336,18 @@ def test_subset_matches_manual_slices(rich):
     assert met.score(t_s, r_s, LAYOUT, BW)[CO_BPS] == pytest.approx(manual, abs=1e-12)
     # one condition only: the others become empty and evaluate() skips them
     only0 = np.where(rich.cond_eval == 0)[0]
-    t0, _ = ens.subset_eval_trials(rich.targets, None, only0)
+    t0, _ = subsets.subset_eval_trials(rich.targets, None, only0)
     assert [len(c) for c in t0[KEY]["eval_cond_idx"]] == [len(only0), 0, 0, 0]
 
 
 def test_subset_rejects_bad_input(rich):
     with pytest.raises(ValueError, match="repeated"):
-        ens.subset_eval_trials(rich.targets, None, np.array([1, 1]))
+        subsets.subset_eval_trials(rich.targets, None, np.array([1, 1]))
     with pytest.raises(IndexError, match="eval_spikes_heldout"):
-        ens.subset_eval_trials(rich.targets, None, np.array([0, 999]))
+        subsets.subset_eval_trials(rich.targets, None, np.array([0, 999]))
     odd = {KEY: dict(rich.targets[KEY], eval_mystery=np.zeros(3))}
     with pytest.raises(KeyError, match="eval_mystery"):
-        ens.subset_eval_trials(odd, None, np.array([0]))
+        subsets.subset_eval_trials(odd, None, np.array([0]))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -370,10 +371,10 @@ def leaky_members(d: Synthetic, n_members: int = 5) -> dict:
 
 
 def test_split_halves_disjoint_and_complete():
-    a, b = ens.split_halves(41, seed=3)
+    a, b = subsets.split_halves(41, seed=3)
     assert len(a) == 20 and len(b) == 21 and not set(a) & set(b) and set(a) | set(b) == set(range(41))
-    np.testing.assert_array_equal(ens.split_halves(41, seed=3)[0], a)
-    assert not np.array_equal(ens.split_halves(41, seed=4)[0], a)
+    np.testing.assert_array_equal(subsets.split_halves(41, seed=3)[0], a)
+    assert not np.array_equal(subsets.split_halves(41, seed=4)[0], a)
 
 
 def test_select_ensemble_honest_is_lower_on_overfit_case(data, tmp_path):
@@ -574,7 +575,7 @@ def _check_baselines(table: pd.DataFrame) -> None:
 
 
 def test_baselines_rows_equal_their_own_metrics_files(baseline_files, tmp_path):
-    from stndt.evaluate.pipeline import baseline_methods, write_baselines
+    from stndt.evaluate.baselines import baseline_methods, write_baselines
 
     f = baseline_files
     # sets given in another order than VARIANTS' still come out STNDT first
@@ -606,7 +607,7 @@ def test_baselines_cli_maps_each_argument_to_its_row(baseline_files, tmp_path):
 
 def test_baselines_refuse_incomplete_or_unknown_inputs(baseline_files, tmp_path):
     from stndt.cli import main
-    from stndt.evaluate.pipeline import baseline_methods, baseline_rows
+    from stndt.evaluate.baselines import baseline_methods, baseline_rows
 
     f = baseline_files
     no_test = {"smoothing": {"val": f["baselines"]["smoothing"]["val"]}}
@@ -651,7 +652,7 @@ def test_a_dmfc_subset_too_small_for_tp_corr_still_gets_bits_per_spike():
     key = nlb_key("dmfc_rsg", BW)
     d = make_data(seed=3, key=key, dmfc=True)
     one_per_cond = np.array([int(np.flatnonzero(d.cond_eval == c)[0]) for c in np.unique(d.cond_eval)])
-    t, r = ens.subset_eval_trials(d.targets, d.truth, one_per_cond, key)
+    t, r = subsets.subset_eval_trials(d.targets, d.truth, one_per_cond, key)
     with pytest.raises(ValueError):
         met.score(t, r, "dmfc_rsg", BW)
     got = met.bps_metrics(t, r, "dmfc_rsg", BW)

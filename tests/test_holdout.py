@@ -38,7 +38,8 @@ def test_holdout_is_seeded_stratified_and_leaves_trials_to_select_on():
 
 
 def test_holdout_setting_is_checked_naming_the_key():
-    from stndt.config import ConfigError, pipeline_config
+    from stndt.config import pipeline_config
+    from stndt.errors import ConfigError
 
     config = yaml.safe_load(TINY.read_text())
     assert pipeline_config({**config, "evaluation": {"holdout": 0.25}}).datasets["tiny"].holdout == 0.25
@@ -131,7 +132,7 @@ def test_baselines_label_every_row_with_its_split_and_selection(twin_runs):
 
 
 def test_a_run_without_holdout_has_plain_val_rows(tmp_path):
-    from stndt.evaluate.pipeline import baseline_rows
+    from stndt.evaluate.baselines import baseline_rows
 
     metrics = tmp_path / "m.json"
     metrics.write_text(json.dumps({CO_BPS: 0.3}))

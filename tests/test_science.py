@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from stndt.analysis.attention import rank_by_attention, received_attention
-from stndt.evaluate.pipeline import convergence_summary, members_table, unconverged_members
+from stndt.evaluate.members_table import convergence_summary, members_table, unconverged_members
 from stndt.io import save_h5
 from stndt.train import bookkeeping
 from stndt.train.checkpoint import STATE_FILE

@@ -35,7 +35,7 @@ def _table_args(p):
 
 @command("members-table", "one row per member: hyperparameters and metrics")(_table_args)
 def _members_table(a):
-    from stndt.evaluate.pipeline import members_table
+    from stndt.evaluate.members_table import members_table
 
     members_table(a.members, a.out, a.phases)
 
@@ -151,7 +151,7 @@ def _evalai_args(p):
     _evalai_args
 )
 def _evalai_submit(a):
-    from stndt.config import EvalAISettings
+    from stndt.evalai_settings import EvalAISettings
     from stndt.evaluate.evalai import submit
 
     settings = EvalAISettings(
@@ -208,7 +208,7 @@ def _baselines_args(p):
 
 @command("baselines", "collect every method's metrics into baselines.csv")(_baselines_args)
 def _baselines(a):
-    from stndt.evaluate.pipeline import baseline_methods, write_baselines
+    from stndt.evaluate.baselines import baseline_methods, write_baselines
 
     methods = baseline_methods(
         keyed(a.ensemble_metrics, "--ensemble-metrics"),

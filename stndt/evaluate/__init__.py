@@ -9,8 +9,6 @@ from stndt.evaluate.ensemble import (
     honest_estimate,
     rank_members,
     select_ensemble,
-    split_halves,
-    subset_eval_trials,
 )
 from stndt.evaluate.metrics import (
     RATE_KEYS,
@@ -24,6 +22,7 @@ from stndt.evaluate.metrics import (
 )
 from stndt.evaluate.smoothing import smoothing_rates
 from stndt.evaluate.submission import SubmissionError, check_submission, write_submission
+from stndt.evaluate.subsets import split_halves, subset_eval_trials
 
 __all__ = [
     "average_rates",

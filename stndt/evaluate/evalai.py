@@ -51,8 +51,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from stndt.config import EvalAISettings
 from stndt.datasets import SCALING_DATASETS, nlb_dataset
+from stndt.evalai_settings import EvalAISettings
 from stndt.io import file_sha256, write_json
 
 log = logging.getLogger(__name__)

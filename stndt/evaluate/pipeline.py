@@ -6,7 +6,6 @@ Each function reads the files a rule names, calls the scoring / ensembling code 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,28 +16,23 @@ import pandas as pd
 
 from stndt.candidates import BEST_COBPS, CANDIDATE_MODES, CHECKPOINTS, member_of, read_candidates
 from stndt.data.tensors import read_layout
-from stndt.datasets import CO_BPS, METRICS, PHASES, RATE_R2, nlb_dataset, nlb_key
+from stndt.datasets import CO_BPS, PHASES, RATE_R2, nlb_dataset, nlb_key
 from stndt.evaluate.ensemble import (
     ensemble_curve,
     ensemble_rates,
     load_rates_like,
     rank_members,
     select_ensemble,
-    subset_eval_trials,
 )
 from stndt.evaluate.holdout import read_holdout, selection_trials
+from stndt.evaluate.members_table import unconverged_members
 from stndt.evaluate.metrics import bps_metrics, co_bps, group, has_targets, load_rates, load_targets, rate_r2, score
 from stndt.evaluate.smoothing import smoothing_rates
 from stndt.evaluate.submission import write_submission
-from stndt.io import atomic_path, load_h5, read_h5_attrs, save_h5, write_json
-from stndt.members import MASKED_NLL, STOP_CAP, VARIANTS, converged
+from stndt.evaluate.subsets import subset_eval_trials
+from stndt.io import load_h5, read_h5_attrs, save_h5, write_csv, write_json
 
 log = logging.getLogger(__name__)
-
-
-def write_csv(path: Path, table: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
 
 
 def score_rates(
@@ -92,95 +86,6 @@ def phase_metrics(rates: Mapping, tensors_path: Path, truth: Mapping | None = No
         )
         log.warning("holdout of %s: %s", tensors_path, held["not scored"])
     return metrics_on(selection_trials(n_eval, holdout)), held
-
-
-def members_table(member_dirs: Sequence[Path], out: Path, phases: Sequence[str]) -> pd.DataFrame:
-    """One row per member: id, sampled hyperparameters, training summary, and the metrics of `phases`
-    (val, and test where its targets are known: the phases the workflow scored)."""
-    rows = []
-    for d in map(Path, member_dirs):
-        params = json.loads((d / "params.json").read_text())
-        row = {"member": d.name}
-        row.update({k: v for k, v in params["hyperparameters"].items() if k != "seed"})
-        summary = params.get("training", {})
-        row.update(
-            {
-                "best_epoch": summary.get("best_epoch"),
-                "val nll": summary.get("val nll"),
-                MASKED_NLL: _masked_nll_at(d / "train_log.csv", summary.get("best_epoch")),
-                "epochs_run": summary.get("epochs_run"),
-                "steps": summary.get("steps"),
-                "stop_reason": summary.get("stop_reason"),
-                "converged": member_converged(summary),
-                "train_seconds": summary.get("train_seconds"),
-            }
-        )
-        for phase in phases:
-            m = json.loads((d / f"metrics_{phase}.json").read_text())
-            prefix = "" if phase == "val" else "test "
-            row.update({prefix + k: m[k] for k in (*METRICS, RATE_R2) if k in m})
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    write_csv(out, table)
-    return table
-
-
-def member_converged(summary: Mapping) -> bool | None:
-    """Whether a member's training summary says it converged (stopped by the rule, not the cap);
-    None when the summary has no stop reason."""
-    if "converged" in summary:
-        return bool(summary["converged"])
-    return converged(summary["stop_reason"]) if summary.get("stop_reason") else None
-
-
-def unconverged_members(table: pd.DataFrame, reason: str | None = None) -> list[str]:
-    """Members of a members.csv table that did not converge (see member_converged); with `reason`
-    (STOP_CAP or STOP_DIVERGED), only those that stopped for that reason."""
-    if "converged" not in table.columns:
-        return []
-    bad = table[table["converged"].astype(str) == "False"]
-    if reason is not None and "stop_reason" in bad.columns:
-        bad = bad[bad["stop_reason"].astype(str) == reason]
-    return [str(m) for m in bad["member"]]
-
-
-def convergence_summary(tables: Sequence[Path]) -> str | None:
-    """One warning for the end of a run naming every member (of the given members.csv files that exist)
-    that did not converge, or None when all converged: an unconverged member's numbers are not a result,
-    and nothing else at the end of a run would say so. Members stopped by the cap and members whose loss
-    diverged are listed apart, because the remedies differ (a larger cap vs a smaller learning rate)."""
-    capped, diverged = [], []
-    for path in map(Path, tables):
-        if path.exists():
-            table = pd.read_csv(path)
-            cap = unconverged_members(table, STOP_CAP)
-            div = [m for m in unconverged_members(table) if m not in cap]
-            if cap:
-                capped.append(f"  {path}: {', '.join(cap)}")
-            if div:
-                diverged.append(f"  {path}: {', '.join(div)}")
-    parts = []
-    if capped:
-        parts.append(
-            "WARNING: these members stopped at their cap (training.max_epochs / max_steps) before the stopping "
-            "rule fired, so they have NOT converged and their numbers are not results (members.csv "
-            "column 'converged'); raise training.max_epochs or max_steps and rerun:\n" + "\n".join(capped)
-        )
-    if diverged:
-        parts.append(
-            "WARNING: these members stopped because their training loss became non-finite "
-            "(members.csv stop_reason 'diverged'); they are not results: lower the learning rate "
-            "(search_overrides.lr) or check the data:\n" + "\n".join(diverged)
-        )
-    return "\n".join(parts) if parts else None
-
-
-def _masked_nll_at(train_log: Path, epoch) -> float | None:
-    """The masked-modeling loss (training objective without the contrastive term) at the kept epoch:
-    the x-axis of the paper's Fig. 2A, which shows it is a poor guide to the NLB metrics."""
-    log_rows = pd.read_csv(train_log)
-    rows = log_rows[log_rows["epoch"] == epoch] if epoch is not None else log_rows.tail(1)
-    return float(rows[MASKED_NLL].iloc[-1]) if len(rows) else None
 
 
 @dataclass(frozen=True)
@@ -330,116 +235,3 @@ def smoothing_baseline(tensors: Path, out: Path) -> None:
 def submission(ensemble_rates_test: Path, tensors_test: Path, out: Path) -> None:
     layout, bw = read_layout(tensors_test)
     write_submission(load_rates(ensemble_rates_test), out, tensors_test, layout, bw)
-
-
-#: Labels of baselines.csv (and the tables): which trials a row is scored on ("split") and on which
-#: trials that method's choices were made ("selected on": best epochs, early stopping, the search, the
-#: ensemble's members and size). A row whose split equals its "selected on" is optimistic.
-SPLIT_TEST, SPLIT_VAL, SPLIT_SELECTION = "test", "val", "val selection trials"
-SPLIT_HOLDOUT, SPLIT_HALVES = "val holdout", "val split-half"
-SELECTED_NONE = "none (fixed settings)"
-SELECTED_HALVES = "other val half (best epochs: {})"
-HONEST = "honest"  # pseudo-phase of a member set's methods: its ensemble.json, with the split-half estimate
-FIXED_METHODS = ("smoothing", "oracle")
-
-
-def baseline_methods(
-    ensembles: Mapping[str, Mapping[str, Path]],
-    rankings: Mapping[str, Path],
-    members: Mapping[str, Mapping[str, Mapping[str, Path]]],
-    baselines: Mapping[str, Mapping[str, Path]],
-) -> dict[str, dict[str, Path]]:
-    """{method: {phase: metrics file}} in the table's order, from the files the caller names.
-
-    For each member set (VARIANTS keys, in VARIANTS order): `{set}_ensemble` from `ensembles[set]`
-    ({phase: metrics json}) and `{set}_single`, its best member by val co-bps: the first of the set's
-    ensemble.json ranking (`rankings[set]`), whose metrics files must be in `members[set]`
-    ({member: {phase: metrics json}}; every member may be given, since which one is best is only known
-    from the ranking). Both also get the set's ensemble.json under HONEST (its split-half estimate).
-    Then the other `baselines` ({name: {phase: metrics json}}) in the given order.
-    """
-    sets = [*ensembles, *rankings]
-    unknown = sorted({s for s in sets if s not in VARIANTS})
-    if unknown:
-        raise ValueError(f"baselines: unknown member set(s) {unknown}; expected names from {', '.join(VARIANTS)}")
-    methods: dict[str, dict[str, Path]] = {}
-    for name in VARIANTS:
-        if name in ensembles:
-            methods[f"{name}_ensemble"] = dict(ensembles[name])
-            if name in rankings:
-                methods[f"{name}_ensemble"][HONEST] = Path(rankings[name])
-        if name in rankings:
-            methods[f"{name}_single"] = _best_member(rankings[name], members.get(name, {})) | {
-                HONEST: Path(rankings[name])
-            }
-    for name, files in baselines.items():
-        if name in methods:
-            raise ValueError(f"baselines: method {name!r} is given twice")
-        methods[name] = dict(files)
-    return methods
-
-
-def baseline_rows(methods: Mapping[str, Mapping[str, Path]], phases: Sequence[str]) -> pd.DataFrame:
-    """The comparison table: every method's metrics on the same trials, one row per method, phase and
-    split, each row read from that method's own metrics file of that phase (`methods`: {method: {phase:
-    file}}), labelled with the trials it is scored on (`split`) and those its choices read (`selected on`).
-
-    Rows per method: the val phase (the selection trials when the val tensors set a holdout aside), the
-    val holdout (when there is one), the split-half estimate (member sets, from ensemble.json), the test
-    phase (when scored)."""
-    metric_keys = (*METRICS, RATE_R2)
-    rows = []
-    for method, files in methods.items():
-        missing = [p for p in phases if p not in files]
-        extra = sorted(set(files) - set(phases) - {HONEST})
-        if missing or extra:
-            raise ValueError(
-                f"baselines: method {method!r} has metrics for phases {sorted(set(files) - {HONEST})}, "
-                f"expected exactly {list(phases)}"
-            )
-        loaded = {p: json.loads(Path(files[p]).read_text()) for p in phases}
-        has_holdout = "holdout" in loaded.get("val", {})
-        val_split = SPLIT_SELECTION if has_holdout else SPLIT_VAL
-        selected = SELECTED_NONE if method in FIXED_METHODS else val_split
-
-        def row(phase: str, split: str, sel: str, m: Mapping) -> dict:
-            return {
-                "method": method,  # noqa: B023 (called within this iteration)
-                "phase": phase,
-                "split": split,
-                "selected on": sel,
-                **{k: m.get(k) for k in metric_keys if k in m},
-            }
-
-        for phase in phases:
-            m = loaded[phase]
-            if phase == "val":
-                rows.append(row(phase, val_split, selected, m))
-                if has_holdout:
-                    rows.append(row(phase, SPLIT_HOLDOUT, selected, m["holdout"]))
-                if HONEST in files:
-                    honest = json.loads(Path(files[HONEST]).read_text()).get("honest") or {}
-                    part = honest.get("single" if method.endswith("_single") else "metrics")
-                    if part:
-                        rows.append(row(phase, SPLIT_HALVES, SELECTED_HALVES.format(val_split), part))
-            else:
-                rows.append(row(phase, SPLIT_TEST, selected, m))
-    return pd.DataFrame(rows)
-
-
-def _best_member(ensemble_json: Path, members: Mapping[str, Mapping[str, Path]]) -> dict[str, Path]:
-    """{phase: metrics file} of the first member of `ensemble_json`'s ranking (the best by val co-bps)."""
-    best = str(json.loads(Path(ensemble_json).read_text())["ranking"][0])
-    if best not in members:
-        raise ValueError(
-            f"{ensemble_json}: the best member is {best}, but no metrics files were given for it "
-            f"(given: {', '.join(sorted(members)) or 'none'})"
-        )
-    return dict(members[best])
-
-
-def write_baselines(methods: Mapping[str, Mapping[str, Path]], phases: Sequence[str], out: Path) -> pd.DataFrame:
-    """baseline_rows written to `out` (baselines.csv)."""
-    table = baseline_rows(methods, phases)
-    write_csv(out, table)
-    return table

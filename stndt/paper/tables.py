@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from stndt.datasets import METRICS, RATE_R2, SCALING_DATASETS
+from stndt.evaluate.baselines import SPLIT_HALVES, SPLIT_HOLDOUT, SPLIT_SELECTION, SPLIT_TEST, SPLIT_VAL
 from stndt.io import atomic_path
 
 # Our method ids (baselines.csv) -> (method, variant) as the paper names them.
@@ -34,7 +35,7 @@ METHOD_NAMES: dict[str, tuple[str, str]] = {
 PUBLISHED_METHODS = ("STNDT", "NDT (AESMTE1)", "NDT (AESMTE3)", "STNDT without contrastive", "Smoothing")
 ABLATION_METHODS = ("STNDT", "STNDT without contrastive")
 # Splits in the order the tables show them: what compares with the published (hidden test) numbers first.
-SPLIT_ORDER = ("test", "val holdout", "val split-half", "val selection trials", "val")
+SPLIT_ORDER = (SPLIT_TEST, SPLIT_HOLDOUT, SPLIT_HALVES, SPLIT_SELECTION, SPLIT_VAL)
 PUBLISHED_SPLIT = "NLB hidden test"
 #: Rows of an imported EvalAI result: the submission (the chosen STNDT ensemble's test-phase rates) as
 #: EvalAI scored it on the NLB test split.
