@@ -22,8 +22,10 @@ HEADER = """# Rule graph of the paper run
 
 Generated from the workflow (`config/paper.yaml`) by `.venv/bin/python tests/test_docs.py`;
 `tests/test_docs.py` fails when the workflow's rules or their connections change and this page does not.
-The default run replaces `download` with `synthesize` and adds `truth` and `score_oracle`; `evalai_submission`
-runs only when asked for.
+The default run replaces `download` with `synthesize`, adds `truth` and `score_oracle`, and trains with
+`train` (its ensemble ranks each member's best checkpoint, not the reference's checkpoint pool); with
+`training.pack` > 1, `train_pack` trains the packs and `member` links each member's files out of its pack.
+`evalai_submission` runs only when asked for.
 
 """
 

@@ -54,6 +54,8 @@ def test_job_counts_are_snakemakes_own(monkeypatch):
     counts = job_counts(TINY)
     # tiny: 2 members of each of 3 variants, one dataset
     assert counts["train"] == 6 and counts["ensemble"] == 3 and counts["synthesize"] == 1 and counts["all"] == 1
+    # one member per job: the training job writes the member folder, no link job
+    assert "member" not in counts and "train_pack" not in counts
 
 
 def test_measured_step_time_is_positive_and_small_for_the_tiny_model():

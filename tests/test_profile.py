@@ -8,11 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ROOT, snakemake
 
 GPU_PARTITION, CPU_PARTITION = "gpu_part", "cpu_part"
+# The training rules (one member per job, the same with the checkpoint pool, a pack): the GPU work.
+TRAIN_RULES = {"train", "train_candidates", "train_pack"}
 # Rules whose jobs do real work: never on the login node.
-COMPUTE_RULES = {"train", "score", "score_oracle", "ensemble", "smoothing", "tensors", "neuron_dropping"}
+COMPUTE_RULES = TRAIN_RULES | {"score", "score_oracle", "ensemble", "smoothing", "tensors", "neuron_dropping"}
 
 
 def _user_profile(tmp_path: Path) -> Path:
@@ -77,7 +80,8 @@ def paper_plan(tmp_path_factory) -> list[dict]:
 
 def test_every_gpu_job_goes_to_the_gpu_partition_with_runtime_and_memory(paper_plan):
     gpu_jobs = [j for j in paper_plan if int(j["resources"].get("gpu", 0) or 0) > 0]
-    assert gpu_jobs and {j["rule"] for j in gpu_jobs} == {"train"}
+    # config/paper.yaml: one member per job, ranking the checkpoint pool
+    assert gpu_jobs and {j["rule"] for j in gpu_jobs} == {"train_candidates"}
     for job in gpu_jobs:
         res = job["resources"]
         assert res.get("slurm_partition") == GPU_PARTITION, job
@@ -86,9 +90,21 @@ def test_every_gpu_job_goes_to_the_gpu_partition_with_runtime_and_memory(paper_p
 
 
 def test_every_variant_trains_on_the_gpu_partition(paper_plan):
-    train = [j for j in paper_plan if j["rule"] == "train"]
-    # STNDT, NDT and no-contrast members all come from the one rule, so one profile entry covers them
-    assert train and all(j["resources"].get("slurm_partition") == GPU_PARTITION for j in train)
+    train = [j for j in paper_plan if j["rule"] in TRAIN_RULES]
+    # 7 datasets x (120 STNDT + 20 NDT + 20 no-contrast) members, one job each and nothing else per member:
+    # the training job writes the member's folder (no `member` link jobs at training.pack: 1)
+    assert len(train) == 7 * 160 and not [j for j in paper_plan if j["rule"] in {"member", "member_candidates"}]
+    assert all(j["resources"].get("slurm_partition") == GPU_PARTITION for j in train)
+
+
+def test_the_three_training_rules_share_the_profiles_train_entry(tmp_path: Path):
+    """A pack (train_pack) or a default-pool member (train) lands where paper.yaml's members do: the
+    profile gives every training rule the resources and threads of its `train` entry."""
+    cfg = yaml.safe_load((_user_profile(tmp_path) / "config.v8+.yaml").read_text())
+    for section in ("set-resources", "set-threads"):
+        assert set(cfg[section]) >= TRAIN_RULES, section
+        assert all(cfg[section][r] == cfg[section]["train"] for r in TRAIN_RULES), section
+    assert cfg["set-resources"]["train"]["slurm_partition"] == GPU_PARTITION
 
 
 def test_no_training_or_scoring_job_runs_on_the_login_node(paper_plan):
@@ -96,5 +112,5 @@ def test_no_training_or_scoring_job_runs_on_the_login_node(paper_plan):
     assert not local & COMPUTE_RULES, local & COMPUTE_RULES
     assert "download" in local  # compute nodes often have no internet
     for job in paper_plan:
-        if not job["local"] and job["rule"] != "train":
+        if not job["local"] and job["rule"] not in TRAIN_RULES:
             assert job["resources"].get("slurm_partition") == CPU_PARTITION, job

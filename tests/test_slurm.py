@@ -313,7 +313,8 @@ def test_every_job_ran_under_slurm(runs):
         f"jobs seen by slurmctld {dict(submitted)} + run on the submit host {dict(on_host)} "
         f"!= jobs of the workflow {dict(expected)}"
     )
-    # Every model variant trains through the one `train` rule, as a SLURM job (not on the submit host).
+    # Every model variant trains through the one `train` rule (one member per job), as a SLURM job (not on
+    # the submit host).
     train_comments = [j.get("Comment", "") for j in ours if rule_of_comment(j.get("Comment", "")) == "train"]
     assert any("ndt" in c for c in train_comments), f"no NDT member among the SLURM train jobs: {train_comments}"
     assert "train" not in on_host and "score" not in on_host, f"compute jobs ran on the submit host: {on_host}"

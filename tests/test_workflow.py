@@ -189,7 +189,8 @@ def test_deleted_contract_file_is_rebuilt_by_the_default_target(tiny_copy: TinyR
     metrics = tiny_copy.results / "tiny" / "members" / "m001" / "metrics_val.json"
     metrics.unlink()
     plan = snakemake(tiny_copy.workdir, TINY, "-n", "--quiet", "rules")
-    assert not nothing_to_do(plan) and "member " in plan.stdout  # the default target asks for it again
+    # the default target asks for it again: the member's training job wrote it (training.pack: 1)
+    assert not nothing_to_do(plan) and "train " in plan.stdout
     snakemake(tiny_copy.workdir, TINY, "results/tiny/members/m001/metrics_val.json")
     assert metrics.exists()
 
@@ -216,8 +217,8 @@ def test_removed_member_is_retrained_with_identical_results(tiny_copy: TinyRun):
     """Every random draw flows from the configured seed: retraining a member reproduces its metrics."""
     ds = tiny_copy.results / "tiny"
     table = pd.read_csv(ds / "members.csv")
+    assert not (ds / "packs").exists()  # training.pack: 1: each member's job writes its folder itself
     shutil.rmtree(ds / "members" / "m001")
-    shutil.rmtree(ds / "packs" / "m001")  # the member's training job (a pack of one member)
     snakemake(tiny_copy.workdir, TINY, "results/tiny/members.csv")
     again = pd.read_csv(ds / "members.csv")
     pd.testing.assert_frame_equal(again.drop(columns="train_seconds"), table.drop(columns="train_seconds"))
@@ -264,7 +265,7 @@ def packed_bayes_run(tmp_path_factory) -> TinyRun:
 def test_packs_train_several_members_per_job_with_member_level_outputs(packed_bayes_run: TinyRun):
     ds = packed_bayes_run.results / "tiny"
     log = packed_bayes_run.log
-    assert log.count("(Rule: train)") == 3  # stndt m000-m001, m002-m003; ndt m000-m001
+    assert log.count("(Rule: train_pack)") == 3  # stndt m000-m001, m002-m003; ndt m000-m001
     for pack, members in (
         ("packs/m000-m001", ("m000", "m001")),
         ("packs/m002-m003", ("m002", "m003")),
@@ -348,9 +349,8 @@ def test_a_failed_member_that_stalls_the_bayesian_search_is_named_with_its_log(t
     config["variants"] = {"stndt": 3}
     config["search"] = {"method": "bayes", "wave_size": 2}
     cfg = write_config(tmp_path / "config.yaml", config)
-    blocker = tmp_path / "results" / "tiny" / "packs" / "m000" / "m000"  # m000 cannot write its folder
-    blocker.parent.mkdir(parents=True)
-    blocker.write_text("not a folder")
+    blocker = tmp_path / "results" / "tiny" / "members" / "m000" / "train.log"  # m000 cannot open its log
+    blocker.mkdir(parents=True)
     proc = snakemake(tmp_path, cfg, "--keep-going", "results/tiny/members.csv", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -135,16 +135,41 @@ def pack_of(dataset, prefix, member):
 
 
 def set_packs(dataset, prefix):
+    """The packs of a member set (none for a solo dataset: its members are their own jobs)."""
+    if CFG.datasets[dataset].pack == 1:
+        return []
     return sorted(
         {pack_of(dataset, prefix, m) for m in member_ids(dataset, variant_of(prefix))}
     )
 
 
+def solo_datasets(candidates):
+    """Datasets trained one member per job (training.pack: 1) whose ensemble pool is `candidates`:
+    their training job writes the member's folder itself, with no pack folder and no link job.
+    """
+    return [
+        ds
+        for ds in ALL_DATASETS
+        if CFG.datasets[ds].pack == 1 and CFG.datasets[ds].candidates == candidates
+    ]
+
+
+def packed_datasets():
+    return [ds for ds in ALL_DATASETS if CFG.datasets[ds].pack > 1]
+
+
+def job_members(wildcards):
+    """Member ids a training job trains: its pack's, or the one member of a solo job."""
+    if "pack" in wildcards.keys():
+        return pack_members(wildcards.pack)
+    return [wildcards.member]
+
+
 def wave_file(wildcards):
-    """The proposal file of the pack's wave, once that wave's checkpoint has run (members of every
+    """The proposal file of the job's wave, once that wave's checkpoint has run (members of every
     variant share the STNDT members' proposals: member i has the same hyperparameters in each).
     """
-    wave = member_wave(wildcards.dataset, member_index(pack_members(wildcards.pack)[0]))
+    wave = member_wave(wildcards.dataset, member_index(job_members(wildcards)[0]))
     if wave is None:
         return []
     return checkpoints.propose_wave.get(
@@ -157,7 +182,7 @@ def wave_path(dataset, wave):
 
 
 def pack_hparams(wildcards):
-    """The resolved hyperparameters and training settings of the pack's members, as JSON: the only
+    """The resolved hyperparameters and training settings of the job's members, as JSON: the only
     description of them the training job gets. A params value (of wildcards only: Snakemake does not
     track params computed from inputs), so Snakemake retrains a finished pack exactly when what it
     computes from changes, and not when the search space of another dataset, or the interpreter's path,
@@ -165,7 +190,7 @@ def pack_hparams(wildcards):
     wave_file), which exists whenever the job is about to run."""
     ds = CFG.datasets[wildcards.dataset]
     proposals = {}
-    wave = member_wave(wildcards.dataset, member_index(pack_members(wildcards.pack)[0]))
+    wave = member_wave(wildcards.dataset, member_index(job_members(wildcards)[0]))
     if wave is not None:
         path = wave_path(wildcards.dataset, wave)
         # a dry run plans the wave's members before its checkpoint has run
@@ -181,7 +206,7 @@ def pack_hparams(wildcards):
             member_training(ds),
             proposals.get(m),
         )
-        for m in pack_members(wildcards.pack)
+        for m in job_members(wildcards)
     ]
     return json.dumps(members, sort_keys=True)
 

@@ -6,8 +6,9 @@
 SCORED = rf"({VDIR})ensemble|baselines/smoothing|({VDIR})members/m\d\d\d+"
 
 
-# A member's metrics_val.json comes from its training job (via `member`); `score` makes only its metrics_test.json.
-ruleorder: member > score
+# A member's metrics_val.json comes from its training job (directly, or via `member` from its pack); `score`
+# makes only its metrics_test.json.
+ruleorder: member > train > train_candidates > score
 
 
 rule score:

@@ -1,12 +1,57 @@
 # Stage 2: one training job per member of every model variant (STNDT, NDT, STNDT without contrastive).
-# ONE rule for every variant: the `vdir` wildcard names the member set ('' for STNDT, variants/{v}/ for
-# the others), so a profile's resources for `train` cover all training.
+# The `vdir` wildcard names the member set ('' for STNDT, variants/{v}/ for the others). With
+# training.pack: 1 (the default) a job trains one member and writes its folder (`train`, or
+# `train_candidates` when the dataset's ensemble ranks the reference's checkpoint pool); with packs a
+# job trains a pack (`train_pack`) and `member` links each member's files out of it. The SLURM profile
+# gives the three training rules the same resources.
 
 
 rule train:
-    """Train one pack of members (training.pack, default 1) of a dataset and variant as one job on one
-    device: their resolved hyperparameters are a params value; each keeps its best checkpoint by val
-    co-bps, writes its rates and is scored on val with nlb_tools in the same job."""
+    """Train one member of a dataset and variant (training.pack: 1) as one job on one device: its
+    resolved hyperparameters are a params value; it keeps its best checkpoint by val co-bps, writes its
+    rates and is scored on val with nlb_tools in the same job."""
+    input:
+        val=f"{R}/{{dataset}}/tensors/val.h5",
+        test=f"{R}/{{dataset}}/tensors/test.h5",
+        truth=truth_input,
+        wave=wave_file,
+    output:
+        [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in MEMBER_FILES],
+    log:
+        f"{R}/logs/train/{{dataset}}/{{vdir}}{{member}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{{dataset}}/{{vdir}}{{member}}.tsv"
+    wildcard_constraints:
+        dataset=one_of(solo_datasets(BEST_COBPS)),
+    conda:
+        CONDA_ENV
+    threads: TRAIN_RESOURCES["threads"]
+    resources:
+        mem_mb=TRAIN_RESOURCES["mem_mb"],
+        runtime=TRAIN_RESOURCES["runtime"],
+        gpu=TRAIN_RESOURCES["gpu"],
+    params:
+        hparams=pack_hparams,
+        out=lambda w: f"{R}/{w.dataset}/{w.vdir}members/{w.member}",
+        truth=flag("truth"),
+    shell:
+        "python -m stndt.cli train --val {input.val:q} --test {input.test:q} {params.truth:q} --out {params.out:q}"
+        " --params {params.hparams:q} --gpus {resources.gpu} --threads {threads} > {log:q} 2>&1"
+
+
+use rule train as train_candidates with:
+    output:
+        [
+            f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}"
+            for f in MEMBER_FILES + CANDIDATE_FILES
+        ],
+    wildcard_constraints:
+        dataset=one_of(solo_datasets(CHECKPOINTS)),
+
+
+rule train_pack:
+    """Train one pack of members (training.pack > 1) of a dataset and variant as one job on one device,
+    each as `train` would; `member` links their files into their member folders."""
     input:
         val=f"{R}/{{dataset}}/tensors/val.h5",
         test=f"{R}/{{dataset}}/tensors/test.h5",
@@ -18,6 +63,8 @@ rule train:
         f"{R}/logs/train/{{dataset}}/{{vdir}}{{pack}}.log",
     benchmark:
         f"{R}/benchmarks/train/{{dataset}}/{{vdir}}{{pack}}.tsv"
+    wildcard_constraints:
+        dataset=one_of(packed_datasets()),
     conda:
         CONDA_ENV
     threads: TRAIN_RESOURCES["threads"]
@@ -45,6 +92,8 @@ rule member:
         [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in MEMBER_FILES],
     log:
         f"{R}/logs/member/{{dataset}}/{{vdir}}{{member}}.log",
+    wildcard_constraints:
+        dataset=one_of(packed_datasets()),
     params:
         src=lambda w, input: os.path.join(os.path.dirname(input[0]), w.member),
     run:
@@ -59,6 +108,8 @@ rule member_candidates:
         [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in CANDIDATE_FILES],
     log:
         f"{R}/logs/member/{{dataset}}/{{vdir}}{{member}}_candidates.log",
+    wildcard_constraints:
+        dataset=one_of(packed_datasets()),
     params:
         src=lambda w, input: os.path.join(
             os.path.dirname(input[0]), w.member, CANDIDATES_DIR
