@@ -1,0 +1,106 @@
+"""Why does a model's vel R2 trail smoothing's on a synthetic dataset? Two checks on a finished run.
+
+nlb_tools fits its velocity decoder (ridge) on the TRAIN trials' rates and scores it on the eval trials'.
+A model that fits its training trials better than unseen ones would hand the decoder differently
+distributed rates at fit and at test time, and lose vel R2 for that reason alone. This prints, for each
+named rates folder of a synthetic dataset (and the true rates):
+
+1. rate R2 against the true rates on the train trials (which the model trained on) and on the val trials
+   (the val phase's rates_val.h5): a large gap means the model overfits its training trials;
+2. vel R2 on the test trials with the decoder fit as nlb_tools fits it (train-trial rates), and fit by
+   5-fold cross-validation on the test trials' own rates (no train/eval mismatch; fewer trials to fit on,
+   so every number is lower). If the mismatch were the cause, the second would restore the model's lead.
+
+Usage (a results folder of a synthetic dataset; rates folders relative to it):
+  python benchmarks/decoder_check.py results/mc_maze_synth baselines/smoothing members/m000 ensemble
+Layouts with velocity (mc_maze, mc_rtt, area2_bump, mc_maze_small) only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+from sklearn.metrics import r2_score
+from sklearn.model_selection import KFold
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+TRUTH = "truth"
+
+
+def _inner(data: dict) -> dict:
+    (key,) = data.keys()
+    return data[key]
+
+
+def _truth(ds: Path, phase: str) -> dict:
+    with h5py.File(ds / "truth.h5") as f:
+        return {k: np.asarray(v) for k, v in _inner(f[phase]).items()}
+
+
+def _flat(rates: dict, prefix: str) -> np.ndarray:
+    """(trials*bins, neurons): held-in and held-out rates of the `prefix` ('train' or 'eval') trials."""
+    x = np.concatenate([rates[f"{prefix}_rates_heldin"], rates[f"{prefix}_rates_heldout"]], -1)
+    return x.reshape(-1, x.shape[-1])
+
+
+def rate_r2(pred: dict, true: dict, prefix: str) -> float:
+    p, t = _flat(pred, prefix), _flat(true, prefix)
+    keep = ~np.isnan(t).any(axis=1)
+    return float(r2_score(t[keep], p[keep], multioutput="variance_weighted"))
+
+
+def cv_vel_r2(rates: np.ndarray, behavior: np.ndarray, folds: int = 5) -> float:
+    """vel R2 of nlb_tools' decoder fit and scored by k-fold cross-validation over trials."""
+    from nlb_tools.evaluation import fit_and_eval_decoder
+
+    n, t = behavior.shape[:2]
+    x, y = rates.reshape(n, t, -1), behavior
+    total = 0.0
+    for fit, held in KFold(folds, shuffle=True, random_state=0).split(np.arange(n)):
+        r2 = fit_and_eval_decoder(
+            x[fit].reshape(-1, x.shape[-1]),
+            y[fit].reshape(-1, y.shape[-1]),
+            x[held].reshape(-1, x.shape[-1]),
+            y[held].reshape(-1, y.shape[-1]),
+        )
+        total += len(held) * r2
+    return total / n
+
+
+def main(argv: list[str]) -> None:
+    from nlb_tools.evaluation import fit_and_eval_decoder
+
+    from stndt.evaluate.metrics import load_rates, load_targets
+
+    if len(argv) < 2:
+        sys.exit(__doc__)
+    ds, names = Path(argv[0]), [TRUTH, *argv[1:]]
+    targets = _inner(load_targets(ds / "tensors" / "test.h5"))
+    if "eval_behavior" not in targets:
+        sys.exit(f"{ds}/tensors/test.h5: no behavior in its targets (a layout without velocity)")
+    truth = {p: _truth(ds, p) for p in ("val", "test")}
+    train_b, eval_b = (np.asarray(targets[k], float) for k in ("train_behavior", "eval_behavior"))
+    print(
+        "| rates | rate R2, train trials | rate R2, val trials | vel R2 (nlb_tools: decoder fit on train-trial"
+        " rates) | vel R2 (decoder fit on test-trial rates, 5-fold CV) |"
+    )
+    print("|---|---|---|---|---|")
+    for name in names:
+        val = truth["val"] if name == TRUTH else _inner(load_rates(ds / name / "rates_val.h5"))
+        test = truth["test"] if name == TRUTH else _inner(load_rates(ds / name / "rates_test.h5"))
+        nlb = fit_and_eval_decoder(
+            _flat(test, "train"), train_b.reshape(-1, train_b.shape[-1]), _flat(test, "eval"), eval_b.reshape(-1, 2)
+        )
+        cv = cv_vel_r2(_flat(test, "eval"), eval_b)
+        print(
+            f"| {name} | {rate_r2(val, truth['val'], 'train'):.3f} | {rate_r2(val, truth['val'], 'eval'):.3f} "
+            f"| {nlb:.3f} | {cv:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
