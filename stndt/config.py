@@ -18,9 +18,9 @@ from typing import Any
 from stndt.datasets import NLB_DATASETS, SUPPORTED_BIN_WIDTHS_MS, nlb_dataset
 from stndt.errors import ConfigError
 from stndt.evalai_settings import EvalAISettings, check_evalai_result, evalai_settings
+from stndt.members import SEARCH_METHODS
 
 SOURCES = ("dandi", "synthetic", "local")
-SEARCH_METHODS = ("random", "bayes")
 # The one home of every default of the config file (those of the `evalai:` section: stndt/evalai_settings.py):
 # the schema (workflow/schemas/config.schema.yaml) checks types and keys only, and config/README.md's table
 # is checked against these (tests/test_config.py). DEFAULT_VARIANTS: member counts per model variant when the

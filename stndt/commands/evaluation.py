@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stndt.candidates import BEST_COBPS, CANDIDATE_MODES
 from stndt.commands import command, keyed
-from stndt.datasets import PHASES
+from stndt.datasets import PHASES, SUPPORTED_BIN_WIDTHS_MS
 
 
 def _score_args(p):
@@ -139,7 +139,7 @@ def _evalai_args(p):
     p.add_argument("--dataset", required=True, help="dataset id (named in errors and in submitted.json)")
     p.add_argument("--source", required=True, help="the dataset's source: synthetic datasets are refused")
     p.add_argument("--layout", required=True, help="NLB layout of the dataset")
-    p.add_argument("--bin-width-ms", required=True, type=int, choices=(5, 20))
+    p.add_argument("--bin-width-ms", required=True, type=int, choices=SUPPORTED_BIN_WIDTHS_MS)
     p.add_argument("--challenge", required=True, type=int, help="EvalAI challenge id (NLB'21: 1256)")
     p.add_argument("--phase", required=True, type=int, help="EvalAI phase id (the challenge's Test phase)")
     p.add_argument("--host", required=True, help="EvalAI server, e.g. https://eval.ai")

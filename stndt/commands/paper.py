@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from stndt.commands import command, keyed
+from stndt.datasets import SUPPORTED_BIN_WIDTHS_MS
 from stndt.figures import FIGURES
 from stndt.members import MASKED_NLL
 
@@ -38,7 +39,7 @@ def _tables_args(p):
     p.add_argument(
         "--bin-width-ms",
         type=int,
-        choices=(5, 20),
+        choices=SUPPORTED_BIN_WIDTHS_MS,
         help="the pipeline's bin width (required with --evalai-result: a result of another is refused)",
     )
     p.add_argument(

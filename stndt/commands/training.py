@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from stndt.commands import command
+from stndt.members import SEARCH_METHODS
 
 
 def _train_args(p):
@@ -72,7 +73,7 @@ def _wave_args(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--wave", type=int, required=True)
     p.add_argument("--wave-size", type=int, required=True)
-    p.add_argument("--method", default="bayes", choices=("bayes", "random"))
+    p.add_argument("--method", default="bayes", choices=SEARCH_METHODS)
     p.add_argument("--out", required=True, type=Path, help="JSON: the wave's members and their sampled values")
 
 

@@ -38,10 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from stndt.members import member_index
+from stndt.members import SEARCH_METHODS, member_index
 from stndt.train.search_space import is_range, sample_params, validate_space
 
-METHODS: tuple[str, ...] = ("random", "bayes")
 #: Fewest finite completed values the GP is fitted to; fewer and a wave is the random search's draws.
 MIN_FINITE = 2
 _VAL_CO_BPS = "val co-bps"  # stndt.train.inference.VAL_CO_BPS (not imported: inference pulls in torch)
@@ -114,8 +113,8 @@ def propose_wave(
     and each must lie in the space's range. Ignored for wave 0 and for `method="random"`.
     Returns one dict per member with the keys and value types of `sample_params` (fixed entries copied).
     """
-    if method not in METHODS:
-        raise ValueError(f"search method {method!r}: expected one of {', '.join(METHODS)}")
+    if method not in SEARCH_METHODS:
+        raise ValueError(f"search method {method!r}: expected one of {', '.join(SEARCH_METHODS)}")
     indices = wave_indices(wave, wave_size)
     _check_nonneg_int("seed", seed)
     random_draws = [sample_params(space, seed, i) for i in indices]  # also validates the space
