@@ -9,7 +9,10 @@ named rates folder of a synthetic dataset (and the true rates):
    (the val phase's rates_val.h5): a large gap means the model overfits its training trials;
 2. vel R2 on the test trials with the decoder fit as nlb_tools fits it (train-trial rates), and fit by
    5-fold cross-validation on the test trials' own rates (no train/eval mismatch; fewer trials to fit on,
-   so every number is lower). If the mismatch were the cause, the second would restore the model's lead.
+   so every number is lower). If the mismatch were the cause, the second would restore the model's lead;
+3. where velocity goes missing: the test trials' per-neuron correlation with the true rates (mean over
+   neurons), the rates' roughness in time (mean absolute bin-to-bin change / s.d.; the true rates are
+   smooth), and vel R2 after smoothing the rates with a Gaussian of SIGMA_BINS bins.
 
 Usage (a results folder of a synthetic dataset; rates folders relative to it):
   python benchmarks/decoder_check.py results/mc_maze_synth baselines/smoothing members/m000 ensemble
@@ -29,6 +32,7 @@ from sklearn.model_selection import KFold
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TRUTH = "truth"
+SIGMA_BINS = 3
 
 
 def _inner(data: dict) -> dict:
@@ -71,6 +75,22 @@ def cv_vel_r2(rates: np.ndarray, behavior: np.ndarray, folds: int = 5) -> float:
     return total / n
 
 
+def _trials(rates: dict, prefix: str) -> np.ndarray:
+    return np.concatenate([rates[f"{prefix}_rates_heldin"], rates[f"{prefix}_rates_heldout"]], -1)
+
+
+def neuron_corr(pred: dict, true: dict) -> float:
+    """Mean over neurons of the correlation of predicted and true eval rates (all bins pooled)."""
+    p, t = (_trials(r, "eval").reshape(-1, _trials(r, "eval").shape[-1]) for r in (pred, true))
+    p, t = p - p.mean(0), t - t.mean(0)
+    return float(np.mean((p * t).sum(0) / np.sqrt((p * p).sum(0) * (t * t).sum(0))))
+
+
+def roughness(rates: dict) -> float:
+    x = _trials(rates, "eval")
+    return float(np.abs(np.diff(x, axis=1)).mean() / x.std())
+
+
 def main(argv: list[str]) -> None:
     from nlb_tools.evaluation import fit_and_eval_decoder
 
@@ -84,11 +104,14 @@ def main(argv: list[str]) -> None:
         sys.exit(f"{ds}/tensors/test.h5: no behavior in its targets (a layout without velocity)")
     truth = {p: _truth(ds, p) for p in ("val", "test")}
     train_b, eval_b = (np.asarray(targets[k], float) for k in ("train_behavior", "eval_behavior"))
+    from scipy.ndimage import gaussian_filter1d
+
     print(
         "| rates | rate R2, train trials | rate R2, val trials | vel R2 (nlb_tools: decoder fit on train-trial"
-        " rates) | vel R2 (decoder fit on test-trial rates, 5-fold CV) |"
+        " rates) | vel R2 (decoder fit on test-trial rates, 5-fold CV) | per-neuron corr with truth | roughness |"
+        f" vel R2 after a {SIGMA_BINS}-bin Gaussian |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in names:
         val = truth["val"] if name == TRUTH else _inner(load_rates(ds / name / "rates_val.h5"))
         test = truth["test"] if name == TRUTH else _inner(load_rates(ds / name / "rates_test.h5"))
@@ -96,9 +119,14 @@ def main(argv: list[str]) -> None:
             _flat(test, "train"), train_b.reshape(-1, train_b.shape[-1]), _flat(test, "eval"), eval_b.reshape(-1, 2)
         )
         cv = cv_vel_r2(_flat(test, "eval"), eval_b)
+        smooth = {k: gaussian_filter1d(np.asarray(v, float), SIGMA_BINS, axis=1) for k, v in test.items()}
+        smoothed = fit_and_eval_decoder(
+            _flat(smooth, "train"), train_b.reshape(-1, train_b.shape[-1]), _flat(smooth, "eval"), eval_b.reshape(-1, 2)
+        )
         print(
             f"| {name} | {rate_r2(val, truth['val'], 'train'):.3f} | {rate_r2(val, truth['val'], 'eval'):.3f} "
-            f"| {nlb:.3f} | {cv:.3f} |"
+            f"| {nlb:.3f} | {cv:.3f} | {neuron_corr(test, truth['test']):.3f} | {roughness(test):.4f} "
+            f"| {smoothed:.3f} |"
         )
 
 
