@@ -11,7 +11,8 @@ shared with other jobs; each further seed adds ~7 min):
 - members: config/config.yaml's search space (the mc_maze space with its `search_overrides`: 2 layers,
   warm-up <= 10 epochs, lr 4e-3..8e-3, dropouts <= 0.15) with one head (the spatial token width, 45 bins,
   is odd), `--epochs` (default 30) epochs, validation every 10, batch 16, bf16 autocast, one thread
-  each, `--workers` members at a time;
+  each, `--workers` members at a time; `--epochs 0`: config/config.yaml's own training settings, each
+  member trained until the stopping rule fires (the default budget, as in the default run);
 - per pipeline seed (`--seeds`): `--members` members by random search (`sample_params`) and as many by
   Bayesian search in waves of `--wave-size` (`propose_wave`, GPSampler); the first wave is shared (the
   same draws and training seeds), so it is trained once.
@@ -90,7 +91,8 @@ def make_dataset(workdir: Path) -> tuple[Path, Path]:
 
 
 def space_and_training(epochs: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """config/config.yaml's search space (with its overrides) and its training settings, shortened."""
+    """config/config.yaml's search space (with its overrides) and its training settings, shortened to
+    `epochs` epochs (0: as they are, trained to convergence)."""
     import yaml
 
     from stndt.train.search_space import load_search_spaces, search_space_for
@@ -100,7 +102,9 @@ def space_and_training(epochs: int) -> tuple[dict[str, Any], dict[str, Any]]:
     space = search_space_for(
         LAYOUT, load_search_spaces(ROOT / cfg["search_spaces"]), {**cfg["search_overrides"], "n_heads": 1}
     )
-    training = {**cfg["training"], "max_epochs": epochs, "patience": epochs, "num_threads": 1, "device": "cpu"}
+    training = {**cfg["training"], "num_threads": 1, "device": "cpu"}
+    if epochs:
+        training.update(max_epochs=epochs, patience=epochs)
     return space, training
 
 
@@ -214,7 +218,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--members", type=int, default=16)
     ap.add_argument("--wave-size", type=int, default=4)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=30, help="0: the default config's training, to convergence")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=ROOT / "results" / "bench_search")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON")
