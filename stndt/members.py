@@ -14,11 +14,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_contrast": {"contrastive": False},
 }
 
-#: Why a member stopped: the stopping rule fired (converged), the cap `max_epochs` was reached first
-#: (NOT converged: it may still have been improving), or the training loss became non-finite.
 #: How a dataset's members are drawn (config `search.method`): seeded random draws, or Bayesian waves.
 SEARCH_METHODS: tuple[str, ...] = ("random", "bayes")
 
+#: Why a member stopped: the stopping rule fired (converged), the cap `max_epochs` was reached first
+#: (NOT converged: it may still have been improving), or the training loss became non-finite.
 STOP_RULE, STOP_CAP, STOP_DIVERGED = "early_stopping", "max_epochs", "diverged"
 
 

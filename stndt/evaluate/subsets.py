@@ -7,7 +7,7 @@ rates are sliced along the trial axis here, with the PSTH targets restricted to 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -82,18 +82,27 @@ def _take(arr, idx: np.ndarray, where: str, n_eval: int | None) -> tuple[np.ndar
     return arr[idx], n
 
 
-def _subset_targets(tgt: Mapping, idx: np.ndarray, where: str) -> dict:
+def _subset_by_trial(
+    data: Mapping, keys: Iterable[str], idx: np.ndarray, where: str, skip: tuple[str, ...] = ()
+) -> tuple[dict, int | None]:
+    """The eval trials `idx` of the arrays named in `keys`; other eval_* keys (except `skip`) are refused,
+    the rest (psth, train_*: indexed by condition / train trial) kept whole. Also the eval trial count."""
     out: dict = {}
     n_eval = None
-    for k, v in tgt.items():
-        if k in EVAL_TRIAL_TARGET_KEYS:
+    for k, v in data.items():
+        if k in keys:
             out[k], n_eval = _take(v, idx, f"{where}['{k}']", n_eval)
-        elif k == "eval_cond_idx":
+        elif k in skip:
             continue
         elif k.startswith("eval_"):
             raise KeyError(f"{where}: don't know how to subset '{k}' by eval trial")
         else:
-            out[k] = v  # psth, train_* (indexed by condition / train trial)
+            out[k] = v
+    return out, n_eval
+
+
+def _subset_targets(tgt: Mapping, idx: np.ndarray, where: str) -> dict:
+    out, n_eval = _subset_by_trial(tgt, EVAL_TRIAL_TARGET_KEYS, idx, where, skip=("eval_cond_idx",))
     if "eval_cond_idx" in tgt:
         conds = normalize_cond_idx(tgt["eval_cond_idx"], f"{where}['eval_cond_idx']")
         new_pos = {int(t): p for p, t in enumerate(idx)}
@@ -107,16 +116,7 @@ def _subset_targets(tgt: Mapping, idx: np.ndarray, where: str) -> dict:
 
 
 def _subset_rates(rts: Mapping, idx: np.ndarray, where: str) -> dict:
-    out: dict = {}
-    n_eval = None
-    for k, v in rts.items():
-        if k in EVAL_TRIAL_RATE_KEYS:
-            out[k], n_eval = _take(v, idx, f"{where}['{k}']", n_eval)
-        elif k.startswith("eval_"):
-            raise KeyError(f"{where}: don't know how to subset '{k}' by eval trial")
-        else:
-            out[k] = v
-    return out
+    return _subset_by_trial(rts, EVAL_TRIAL_RATE_KEYS, idx, where)[0]
 
 
 def n_eval_trials(targets: Mapping, key: str) -> int:
