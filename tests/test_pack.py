@@ -16,6 +16,7 @@ import pytest
 import torch
 from tiny_tensors import assert_same_member_outputs, h5_arrays, kill_when, start_runner, write_tiny_tensors
 
+from stndt.train import bookkeeping
 from stndt.train import pack as pack_mod
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.inference import VAL_CO_BPS
@@ -156,6 +157,23 @@ def test_batched_attention_core_equals_solo_members_bitwise(tensors, tmp_path, m
     train_pack(*tensors, dirs, members, progress=False)
     for i, d in enumerate(dirs):
         assert_same_member_outputs(tmp_path / f"solo{i}", d)
+
+
+def test_packed_cool_downs_equal_solo_cool_downs_bitwise(tensors, tmp_path, monkeypatch):
+    # the rule fires for every member at its validation after epoch 4; with cooldown_fraction 0.5 members
+    # 0 and 1 (validated every 2 epochs) anneal for 2 epochs, member 2 for 1 (its own cap is epoch 5):
+    # each member's learning rate follows its own cool-down inside the pack
+    monkeypatch.setattr(bookkeeping, "should_stop", lambda epoch, *a: epoch >= 4)
+    params = [{**BASE, **m, "bf16": False, "cooldown_fraction": 0.5} for m in MEMBERS]
+    solo = [train_member(*tensors, tmp_path / f"solo{i}", p, progress=False) for i, p in enumerate(params)]
+    dirs = [tmp_path / f"m{i}" for i in range(len(MEMBERS))]
+    packed = train_pack(*tensors, dirs, params, progress=False)
+    assert [s["epochs_run"] for s in solo] == [6, 6, 5] and all(s["converged"] for s in solo)
+    for i, d in enumerate(dirs):
+        assert_same_member_outputs(tmp_path / f"solo{i}", d)
+        assert {k: v for k, v in packed[i].items() if "seconds" not in k} == {
+            k: v for k, v in solo[i].items() if "seconds" not in k
+        }
 
 
 def test_pack_engine_with_one_member_is_train_member(tensors, solo_runs, tmp_path):

@@ -28,7 +28,8 @@ from stndt.train.config import TrainConfig
 from stndt.train.device import cpu_has_native_bf16
 from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, val_masked_nll
 from stndt.train.loop import train_member
-from stndt.train.schedule import lr_factor
+from stndt.members import STOP_RULE
+from stndt.train.schedule import cooldown_epochs, lr_factor
 from stndt.train.stopping import effective_patience, epoch_cap, improved, patience_floor, should_stop, steps_per_epoch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +99,19 @@ def test_patience_fraction_scales_the_wait_with_the_epoch_of_the_last_improvemen
         TrainConfig(patience_fraction=-0.1)
 
 
+def test_cooldown_length_and_its_linear_annealing_of_the_learning_rate():
+    # fired after 100 epochs, fraction 0.22 -> 22 epochs, rounded up to whole validation intervals of 5
+    assert cooldown_epochs(100, 0.22, 5, 400) == 25 and cooldown_epochs(100, 0.25, 5, 400) == 25
+    assert cooldown_epochs(390, 0.5, 5, 400) == 10  # never past the cap
+    assert cooldown_epochs(100, 0.0, 5, 400) == 0  # 0 = stop at once (the published runs)
+    cool = {"start": 100, "length": 4}
+    f0 = lr_factor(100, 5, 400)
+    assert lr_factor(99, 5, 400, cool) == lr_factor(99, 5, 400)  # before the rule fired: the schedule
+    assert [lr_factor(e, 5, 400, cool) for e in range(100, 104)] == pytest.approx([f0 * k / 5 for k in (4, 3, 2, 1)])
+    with pytest.raises(ValueError, match="cooldown_fraction"):
+        TrainConfig(cooldown_fraction=-0.1)
+
+
 def test_patience_steps_is_a_floor_counted_in_optimizer_steps():
     # 200 steps: 40 epochs on a dataset of 5 steps per epoch (80 trials, batch 16), 20 at 10 per epoch
     assert patience_floor(20, 200, 5) == 40 and patience_floor(20, 200, 10) == 20
@@ -127,6 +141,27 @@ def test_loop_counts_patience_steps_on_the_dataset_s_steps_per_epoch(val_tensors
         progress=False,
     )
     assert patiences and set(patiences) == {4}
+
+
+def test_a_member_anneals_after_the_rule_fires_then_stops_converged(val_tensors, tmp_path, monkeypatch):
+    # the rule fires at the validation after epoch 8; cool-down 0.5 x 8 = 4 epochs, then the stop
+    asked = []
+
+    def fires_at_8(epoch, *args):
+        asked.append(epoch)
+        return epoch >= 8
+
+    monkeypatch.setattr(bookkeeping, "should_stop", fires_at_8)
+    cfg = {**LOOP, "max_epochs": 20, "cooldown_fraction": 0.5}
+    summary = train_member(val_tensors, None, tmp_path, cfg, progress=False)
+    assert summary["stop_reason"] == STOP_RULE and summary["converged"]
+    assert summary["epochs_run"] == 12 and summary["rule_fired_at"] == 8
+    assert asked == [2, 4, 6, 8]  # not asked again during the cool-down
+    log = pd.read_csv(tmp_path / "train_log.csv").set_index("epoch")
+    f0 = lr_factor(8, LOOP["warmup_epochs"], 20)
+    # the row of epoch e holds the learning rate of training epoch index e - 1
+    assert log.loc[9:12, "lr"].tolist() == pytest.approx([LOOP["lr"] * f0 * k / 5 for k in (4, 3, 2, 1)])
+    assert log.loc[[10, 12], VAL_CO_BPS].notna().all()  # the cool-down is validated as before
 
 
 def test_max_steps_is_a_floor_of_the_cap_counted_in_optimizer_steps():

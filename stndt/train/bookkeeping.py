@@ -7,7 +7,8 @@ resume) and on `m.model`, a real STNDT holding the member's current weights. Rul
 every epoch (end_epoch): a non-finite training loss stops the member ("diverged", the best checkpoint
 so far is kept); every `val_every` epochs and at `max_epochs` it is validated (val co-bps and val
 masked loss), the weights with the best val co-bps are kept, and stndt.train.stopping.should_stop
-decides on early stopping; at its own `max_epochs` it stops. With TrainConfig.candidate_checkpoints
+decides on early stopping (with cooldown_fraction > 0: a cool-down of annealed epochs first, validated
+as before, then the stop); at its own `max_epochs` it stops. With TrainConfig.candidate_checkpoints
 (evaluation.candidates: checkpoints) each validation also scores the extra ensemble criteria and keeps
 their best weights, written at the end (stndt.train.candidates).
 """
@@ -35,6 +36,7 @@ from stndt.train.inference import (
 )
 from stndt.train.outputs import write_member_outputs
 from stndt.train.setup import Member, val_mask_seed
+from stndt.train.schedule import cooldown_epochs
 from stndt.train.stopping import effective_patience, improved, patience_floor, should_stop
 
 TRAIN_COLUMNS: tuple[str, ...] = ("loss", MASKED_NLL, "contrast", "lr")  # empty in the epoch-0 row
@@ -52,6 +54,7 @@ def fresh_state() -> dict[str, Any]:
         "log": [],
         "done": False,
         "stop_reason": "",
+        "cooldown": None,  # {"start", "length"} once the rule fired with cooldown_fraction > 0
     }
 
 
@@ -130,14 +133,23 @@ def end_epoch(
         row.update(metrics)
         consider(m, st, metrics, epoch)
         patience = member_patience(cfg, st)
-        if should_stop(
+        cooldown = st.get("cooldown")
+        if cooldown is not None:
+            if epoch >= cooldown["start"] + cooldown["length"]:
+                st["done"], st["stop_reason"] = True, STOP_RULE
+                m.log.info("epoch %d: cool-down of %d epochs over; stopping", epoch, cooldown["length"])
+        elif should_stop(
             epoch, st["best"]["epoch"], st["best_loss"]["epoch"], patience, cfg.stop_rule, cfg.patience_fraction
         ):
-            st["done"], st["stop_reason"] = True, STOP_RULE
+            length = cooldown_epochs(epoch, cfg.cooldown_fraction, cfg.val_every, cfg.max_epochs)
+            if length > 0:
+                st["cooldown"] = {"start": epoch, "length": length}
+            else:
+                st["done"], st["stop_reason"] = True, STOP_RULE
             m.log.info(
                 "epoch %d: converged (stop rule %r, patience %d epochs (patience %d, patience_steps %d "
                 "at %d steps per epoch), patience_fraction %g; best %s at epoch %d, best %s at epoch %d); "
-                "stopping",
+                + (f"annealing the learning rate to 0 over {length} epochs, then stopping" if length else "stopping"),
                 epoch,
                 cfg.stop_rule,
                 patience,
@@ -150,8 +162,8 @@ def end_epoch(
                 VAL_MASKED_NLL,
                 st["best_loss"]["epoch"],
             )
-    if epoch >= cfg.max_epochs and not st["done"]:
-        st["done"], st["stop_reason"] = True, STOP_CAP
+    if epoch >= cfg.max_epochs and not st["done"]:  # in a cool-down the rule has fired: converged
+        st["done"], st["stop_reason"] = True, STOP_RULE if st.get("cooldown") else STOP_CAP
     st["elapsed_s"] = row["time_s"] = elapsed_s()
     st["log"].append(row)
     if row[VAL_CO_BPS] is not None:
@@ -179,6 +191,8 @@ def finish(
         "steps": st["step"],
         "stop_reason": st["stop_reason"],
         "converged": converged(st["stop_reason"]),
+        # the epoch the stopping rule fired (then the cool-down, if any, ran to epochs_run)
+        "rule_fired_at": (st.get("cooldown") or {}).get("start", epochs if converged(st["stop_reason"]) else None),
         "train_seconds": st["elapsed_s"],
         "seconds_per_epoch": st["elapsed_s"] / epochs if epochs else None,
         "device": device.type,

@@ -30,6 +30,12 @@ class TrainConfig:
     # floor of the patience in optimizer steps (stndt.train.stopping.patience_floor): a dataset with few
     # training trials has few steps per epoch, and an epoch count alone would stop it before it learns
     patience_steps: int = 0
+    # anneal before stopping: when the rule fires after epoch e, the learning rate falls linearly from
+    # where the schedule stands to ~0 over cooldown_fraction x e epochs (rounded up to whole validation
+    # intervals, ending at the cap at the latest), then the member stops. At the high learning rates of a
+    # short budget val co-bps is noisy and the rule fires on a plateau that annealing lifts
+    # (stndt.train.schedule.cooldown_epochs); 0 = stop at once (the published runs)
+    cooldown_fraction: float = 0.0
     # floor of the cap in optimizer steps (stndt.train.stopping.epoch_cap): the cap in epochs is
     # max(max_epochs, ceil(max_steps / steps per epoch)) on the member's data, so the budget of a
     # dataset with few training trials is not cut short; 0 = max_epochs alone (the published runs)
@@ -80,6 +86,14 @@ class TrainConfig:
         ):
             raise ValueError(
                 f"TrainConfig.patience_fraction must be a number in [0, 10], got {self.patience_fraction!r}"
+            )
+        if not (
+            isinstance(self.cooldown_fraction, (int, float))
+            and not isinstance(self.cooldown_fraction, bool)
+            and 0 <= self.cooldown_fraction <= 10
+        ):
+            raise ValueError(
+                f"TrainConfig.cooldown_fraction must be a number in [0, 10], got {self.cooldown_fraction!r}"
             )
         if not float(self.weight_decay) >= 0:
             raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")

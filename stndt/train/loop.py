@@ -156,7 +156,7 @@ def _train_member(
     bs = train_cfg.batch_size
     while not st["done"] and st["epoch"] < train_cfg.max_epochs:
         epoch = st["epoch"]  # 0-based index of the epoch being trained
-        lr = train_cfg.lr * lr_factor(epoch, train_cfg.warmup_epochs, train_cfg.max_epochs)
+        lr = train_cfg.lr * lr_factor(epoch, train_cfg.warmup_epochs, train_cfg.max_epochs, st.get("cooldown"))
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()

@@ -280,7 +280,10 @@ def _train_packed(
     while active:
         epoch = st["epoch"]
         cfgs = [members[i].train_cfg for i in active]
-        lrs = [c.lr * lr_factor(epoch, c.warmup_epochs, c.max_epochs) for c in cfgs]
+        lrs = [
+            c.lr * lr_factor(epoch, c.warmup_epochs, c.max_epochs, mst[i].get("cooldown"))
+            for c, i in zip(cfgs, active)
+        ]
         pack.training = True
         orders = torch.stack([torch.randperm(n_train, generator=gens[i]["batch"]) for i in active]).to(device)
         sums = torch.zeros(len(active), 3, dtype=torch.float64, device=device)
