@@ -126,16 +126,18 @@ def measure_step_seconds(
 
 def epoch_range(train: Mapping[str, Any], steps_per_epoch: int = 1) -> tuple[int, int]:
     """(fewest, most) epochs a member can train: early stopping needs its patience (`patience` epochs,
-    at least `patience_steps` steps) without a better validation (checked every `val_every`), and
-    the cap (`max_epochs`, at least `max_steps` steps) ends every member."""
+    at least `patience_steps` steps) without a better validation (checked every `val_every`), then
+    its cool-down (`cooldown_fraction`), and the cap (`max_epochs`, at least `max_steps` steps) ends
+    every member."""
     from stndt.train.config import TrainConfig
+    from stndt.train.schedule import cooldown_epochs
     from stndt.train.stopping import epoch_cap, patience_floor
 
     t = TrainConfig(**{k: v for k, v in train.items() if k in TrainConfig.__dataclass_fields__})
     patience = patience_floor(t.patience, t.patience_steps, steps_per_epoch)
     cap = epoch_cap(t.max_epochs, t.max_steps, steps_per_epoch)
-    fewest = min(cap, math.ceil(patience / t.val_every) * t.val_every + t.val_every)
-    return fewest, cap
+    fired = min(cap, math.ceil(patience / t.val_every) * t.val_every + t.val_every)
+    return fired + cooldown_epochs(fired, t.cooldown_fraction, t.val_every, cap), cap
 
 
 def job_counts(configfile: Path, workdir: Path | None = None, extra: tuple[str, ...] = ()) -> dict[str, int]:

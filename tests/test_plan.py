@@ -29,6 +29,9 @@ def test_epoch_range_runs_from_patience_to_the_epoch_cap():
     # the cap's floor of 4,000 steps: 800 epochs at 5 steps per epoch, the 400-epoch cap at 10
     assert epoch_range({**train, "max_steps": 4000}, steps_per_epoch=5) == (45, 800)
     assert epoch_range({**train, "max_steps": 4000}, steps_per_epoch=10) == (25, 400)
+    # a cool-down of half the epochs trained when the rule fires (25 -> 12.5, i.e. 15: whole intervals)
+    assert epoch_range({**train, "cooldown_fraction": 0.5}, steps_per_epoch=10) == (40, 400)
+    assert epoch_range({"patience": 100, "val_every": 10, "max_epochs": 100, "cooldown_fraction": 0.5}) == (100, 100)
 
 
 def test_nlb_windows_come_from_nlb_tools():
