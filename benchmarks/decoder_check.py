@@ -13,7 +13,10 @@ named rates folder of a synthetic dataset (and the true rates):
    If the mismatch were the cause, the second would restore the model's lead;
 3. where velocity goes missing: the test trials' per-neuron correlation with the true rates (mean over
    neurons), the rates' roughness in time (mean absolute bin-to-bin change / s.d.; the true rates are
-   smooth), and vel R2 after smoothing the rates with a Gaussian of SIGMA_BINS bins.
+   smooth), and vel R2 after smoothing the rates with a Gaussian of SIGMA_BINS bins;
+4. fit or overfit of the held-out neurons: co-bps (nlb_tools' bits_per_spike of the held-out rates) on
+   the train trials, which the model was fit on, and on the val trials. A model below another on both
+   underfits the held-out neurons; one above on train and below on val overfits them.
 
 Usage (a results folder of a synthetic dataset; rates folders relative to it):
   python benchmarks/decoder_check.py results/mc_maze_synth baselines/smoothing members/m000 ensemble
@@ -104,6 +107,15 @@ def roughness(rates: dict) -> float:
     return float(np.abs(np.diff(x, axis=1)).mean() / x.std())
 
 
+def heldout_cobps(rates: dict, val_tensors: dict, val_targets: dict) -> tuple[float, float]:
+    """co-bps of the held-out neurons on the train trials and on the val eval trials (val phase)."""
+    from nlb_tools.evaluation import bits_per_spike
+
+    train = bits_per_spike(np.asarray(rates["train_rates_heldout"], float), val_tensors["train_spikes_heldout"])
+    held = bits_per_spike(np.asarray(rates["eval_rates_heldout"], float), val_targets["eval_spikes_heldout"])
+    return float(train), float(held)
+
+
 def main(argv: list[str]) -> None:
     import warnings
 
@@ -121,15 +133,18 @@ def main(argv: list[str]) -> None:
     if "eval_behavior" not in targets:
         sys.exit(f"{ds}/tensors/test.h5: no behavior in its targets (a layout without velocity)")
     truth = {p: _truth(ds, p) for p in ("val", "test")}
+    with h5py.File(ds / "tensors" / "val.h5", "r") as f:
+        val_tensors = {"train_spikes_heldout": np.asarray(f["train_spikes_heldout"], float)}
+    val_targets = _inner(load_targets(ds / "tensors" / "val.h5"))
     train_b, eval_b = (np.asarray(targets[k], float) for k in ("train_behavior", "eval_behavior"))
     from scipy.ndimage import gaussian_filter1d
 
     print(
         "| rates | rate R2, train trials | rate R2, val trials | vel R2 (nlb_tools: decoder fit on train-trial"
         " rates) | vel R2 (decoder fit on test-trial rates, 5-fold CV) | per-neuron corr with truth | roughness |"
-        f" vel R2 after a {SIGMA_BINS}-bin Gaussian |"
+        f" vel R2 after a {SIGMA_BINS}-bin Gaussian | held-out co-bps, train trials | held-out co-bps, val trials |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         val = truth["val"] if name == TRUTH else _inner(load_rates(ds / name / "rates_val.h5"))
         test = truth["test"] if name == TRUTH else _inner(load_rates(ds / name / "rates_test.h5"))
@@ -137,10 +152,11 @@ def main(argv: list[str]) -> None:
         cv = cv_vel_r2(_flat(test, "eval"), eval_b)
         smooth = {k: gaussian_filter1d(np.asarray(v, float), SIGMA_BINS, axis=1) for k, v in test.items()}
         smoothed = nlb_vel_r2(smooth, targets)
+        fit, held = heldout_cobps(val, val_tensors, val_targets)
         print(
             f"| {name} | {rate_r2(val, truth['val'], 'train'):.3f} | {rate_r2(val, truth['val'], 'eval'):.3f} "
             f"| {nlb:.3f} | {cv:.3f} | {neuron_corr(test, truth['test']):.3f} | {roughness(test):.4f} "
-            f"| {smoothed:.3f} |"
+            f"| {smoothed:.3f} | {fit:.3f} | {held:.3f} |"
         )
 
 
