@@ -30,6 +30,7 @@ def members_table(member_dirs: Sequence[Path], out: Path, phases: Sequence[str])
                 "best_epoch": summary.get("best_epoch"),
                 "val nll": summary.get("val nll"),
                 MASKED_NLL: _masked_nll_at(d / "train_log.csv", summary.get("best_epoch")),
+                "rule_fired_at": summary.get("rule_fired_at"),  # then the cool-down ran to epochs_run
                 "epochs_run": summary.get("epochs_run"),
                 "steps": summary.get("steps"),
                 "stop_reason": summary.get("stop_reason"),
