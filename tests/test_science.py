@@ -22,13 +22,13 @@ import torch
 from stndt.analysis.attention import rank_by_attention, received_attention
 from stndt.evaluate.members_table import convergence_summary, members_table, unconverged_members
 from stndt.io import save_h5
+from stndt.members import STOP_RULE
 from stndt.train import bookkeeping
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.config import TrainConfig
 from stndt.train.device import cpu_has_native_bf16
 from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, val_masked_nll
 from stndt.train.loop import train_member
-from stndt.members import STOP_RULE
 from stndt.train.schedule import cooldown_epochs, lr_factor
 from stndt.train.stopping import effective_patience, epoch_cap, improved, patience_floor, should_stop, steps_per_epoch
 

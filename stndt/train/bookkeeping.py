@@ -35,8 +35,8 @@ from stndt.train.inference import (
     validation_metrics,
 )
 from stndt.train.outputs import write_member_outputs
-from stndt.train.setup import Member, val_mask_seed
 from stndt.train.schedule import cooldown_epochs
+from stndt.train.setup import Member, val_mask_seed
 from stndt.train.stopping import effective_patience, improved, patience_floor, should_stop
 
 TRAIN_COLUMNS: tuple[str, ...] = ("loss", MASKED_NLL, "contrast", "lr")  # empty in the epoch-0 row

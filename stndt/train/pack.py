@@ -281,8 +281,7 @@ def _train_packed(
         epoch = st["epoch"]
         cfgs = [members[i].train_cfg for i in active]
         lrs = [
-            c.lr * lr_factor(epoch, c.warmup_epochs, c.max_epochs, mst[i].get("cooldown"))
-            for c, i in zip(cfgs, active)
+            c.lr * lr_factor(epoch, c.warmup_epochs, c.max_epochs, mst[i].get("cooldown")) for c, i in zip(cfgs, active)
         ]
         pack.training = True
         orders = torch.stack([torch.randperm(n_train, generator=gens[i]["batch"]) for i in active]).to(device)
