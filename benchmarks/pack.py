@@ -42,7 +42,7 @@ GUESS_MB_PER_MEMBER = {"default": 150.0, "mc_maze": 1700.0}  # until the solo ro
 
 
 def _configs(shapes: str, k: int):
-    from stndt.model import ModelConfig, ObjectiveConfig
+    from stndt.model.config import ModelConfig, ObjectiveConfig
 
     _, n_in, n_out, t, t_fp, layers = SHAPES[shapes]
     mcfgs = [
@@ -95,8 +95,8 @@ def run_row(
     "reduce-overhead" = CUDA graphs on a GPU), the other remedy for a launch-bound member."""
     import torch
 
-    from stndt.model import STNDT
     from stndt.model.objective import training_loss
+    from stndt.model.stndt import STNDT
     from stndt.train.device import keep_freed_memory
     from stndt.train.pack_loss import pack_loss
     from stndt.train.pack_model import MemberRNG, PackedSTNDT, seeded_state

@@ -36,7 +36,7 @@ BATCH, N_IN, N_OUT, T_BINS, T_FWD = 64, 137, 45, 140, 40
 
 
 def _configs(model: str):
-    from stndt.model import ModelConfig, ObjectiveConfig
+    from stndt.model.config import ModelConfig, ObjectiveConfig
 
     spatial = model.startswith("STNDT")
     mcfg = ModelConfig(
@@ -71,8 +71,8 @@ def run_row(model: str, dtype: str, steps: int, warmup: int, threads: int | None
     """Time `steps` training steps of one configuration in this process."""
     import torch
 
-    from stndt.model import STNDT
     from stndt.model.objective import training_loss
+    from stndt.model.stndt import STNDT
     from stndt.train.device import keep_freed_memory
 
     if threads:
@@ -125,8 +125,8 @@ def loss_agreement() -> dict:
     """Same weights, same masks, dropout off: the STNDT loss terms in fp32 and under bf16 autocast."""
     import torch
 
-    from stndt.model import STNDT
     from stndt.model.objective import training_loss
+    from stndt.model.stndt import STNDT
 
     mcfg, ocfg = _configs("STNDT+contrast")
     torch.manual_seed(0)

@@ -249,7 +249,7 @@ def _dataset(ds_id: str, entry: dict, config: Mapping[str, Any]) -> DatasetConfi
 
 
 def _check_synthetic(where: str, overrides: dict) -> None:
-    from stndt.data.synthetic import SyntheticConfig
+    from stndt.data.synthetic.config import SyntheticConfig
 
     known = {f.name for f in fields(SyntheticConfig)}
     for key in overrides:

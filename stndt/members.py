@@ -27,6 +27,14 @@ STOP_RULE, STOP_CAP, STOP_DIVERGED = "early_stopping", "max_epochs", "diverged"
 MASKED_NLL = "masked_nll"
 
 
+#: A member folder's files, written only at the end of training (and atomically): the kept checkpoint, the
+#: resolved hyperparameters with how training ended, the per-epoch log and the rates of both phases.
+OUTPUT_FILES: tuple[str, ...] = ("best.pt", "params.json", "train_log.csv", "rates_val.h5", "rates_test.h5")
+#: Every file of a member folder that its training job leaves: the outputs above and the val scores
+#: (`stndt train` scores the member in the same job). The workflow declares exactly these.
+MEMBER_FILES: tuple[str, ...] = (*OUTPUT_FILES, "metrics_val.json")
+
+
 def member_id(index: int) -> str:
     return f"m{index:03d}"
 

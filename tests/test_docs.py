@@ -82,14 +82,14 @@ if __name__ == "__main__":
 
 
 def test_every_figure_and_table_has_a_report_caption_and_a_command():
-    """The figure and table names live in stndt.figures.FIGURES and stndt.paper.tables.TABLE_TITLES; the
+    """The figure and table names live in stndt.figures.FIGURES and stndt.paper.TABLE_TITLES; the
     report captions and the `figure` command follow them."""
     import argparse
 
     import stndt.cli  # noqa: F401  (registers the commands)
     from stndt.commands import COMMANDS
     from stndt.figures import FIGURES
-    from stndt.paper.tables import TABLE_TITLES
+    from stndt.paper import TABLE_TITLES
 
     captions = {p.stem for p in (ROOT / "workflow" / "report").glob("*.rst")}
     assert set(FIGURES) | set(TABLE_TITLES) <= captions

@@ -28,7 +28,7 @@ from stndt.evalai_settings import EvalAISettings
 from stndt.evaluate import evalai
 from stndt.evaluate.submission import expected_shapes, write_submission
 from stndt.io import load_h5
-from stndt.paper.tables import ABLATION_TABLE, MAIN_TABLE, SCALING_TABLE
+from stndt.paper import ABLATION_TABLE, MAIN_TABLE, SCALING_TABLE
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "config" / "published_results.csv"

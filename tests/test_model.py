@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stndt.model import STNDT, ModelConfig, ObjectiveConfig, band_mask, n_parameters
+from stndt.model.config import ModelConfig, ObjectiveConfig
 from stndt.model.masking import apply_mask, draw_mask, draw_span_width, expand_spans, mask_heldin, span_expand_prob
 from stndt.model.objective import eval_nll, info_nce, poisson_nll, training_loss
-from stndt.model.stndt import dropout, dropout_add
+from stndt.model.stndt import STNDT, band_mask, dropout, dropout_add, n_parameters
 
 TINY = ModelConfig(
     n_heldin=6,

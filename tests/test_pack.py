@@ -16,12 +16,12 @@ import pytest
 import torch
 from tiny_tensors import assert_same_member_outputs, h5_arrays, kill_when, start_runner, write_tiny_tensors
 
+from stndt.members import OUTPUT_FILES
 from stndt.train import bookkeeping
 from stndt.train import pack as pack_mod
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.inference import VAL_CO_BPS
 from stndt.train.loop import train_member
-from stndt.train.outputs import OUTPUT_FILES
 from stndt.train.pack import PACK_STATE_FILE, train_pack
 
 REPO = Path(__file__).resolve().parents[1]

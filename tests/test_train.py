@@ -33,11 +33,12 @@ from tiny_tensors import (
     write_tiny_tensors,
 )
 
+from stndt.members import OUTPUT_FILES
 from stndt.train import search_space as ss
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.inference import VAL_CO_BPS
 from stndt.train.loop import train_member
-from stndt.train.outputs import LOG_COLUMNS, OUTPUT_FILES, TIMING_COLUMNS
+from stndt.train.outputs import LOG_COLUMNS, TIMING_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -56,12 +56,9 @@ def _tables_args(p):
 def _tables(a):
     import pandas as pd
 
+    from stndt.paper import ABLATION_TABLE, MAIN_TABLE, SCALING_TABLE, TABLE_TITLES
     from stndt.paper.tables import (
-        ABLATION_TABLE,
-        MAIN_TABLE,
         PAIRED_NOTE,
-        SCALING_TABLE,
-        TABLE_TITLES,
         ablation_table,
         load_published,
         main_table,

@@ -28,7 +28,6 @@ from stndt.evaluate.holdout import read_holdout, selection_trials
 from stndt.evaluate.members_table import unconverged_members
 from stndt.evaluate.metrics import bps_metrics, co_bps, group, has_targets, load_rates, load_targets, rate_r2, score
 from stndt.evaluate.smoothing import smoothing_rates
-from stndt.evaluate.submission import write_submission
 from stndt.evaluate.subsets import subset_eval_trials
 from stndt.io import load_h5, read_h5_attrs, save_h5, write_csv, write_json
 
@@ -233,5 +232,8 @@ def smoothing_baseline(tensors: Path, out: Path) -> None:
 
 
 def submission(ensemble_rates_test: Path, tensors_test: Path, out: Path) -> None:
+    # imported here: it loads pynwb (through nlb_tools.make_tensors), which no scoring job needs
+    from stndt.evaluate.submission import write_submission
+
     layout, bw = read_layout(tensors_test)
     write_submission(load_rates(ensemble_rates_test), out, tensors_test, layout, bw)

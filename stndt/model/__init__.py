@@ -1,17 +1,5 @@
-"""STNDT model (NDT with spatial=False), BERT-style masking and the masked + contrastive objective."""
+"""STNDT model (NDT with spatial=False), BERT-style masking and the masked + contrastive objective.
 
-from .config import ModelConfig, ObjectiveConfig
-from .objective import eval_nll, info_nce, training_loss
-from .stndt import STNDT, band_mask, n_parameters, sinusoid_table
-
-__all__ = [
-    "ModelConfig",
-    "ObjectiveConfig",
-    "STNDT",
-    "band_mask",
-    "eval_nll",
-    "info_nce",
-    "n_parameters",
-    "sinusoid_table",
-    "training_loss",
-]
+Import from the modules (`stndt.model.stndt`, `.config`, `.masking`, `.objective`): this package file
+imports nothing, so that reading a config (the workflow does, while planning) does not import torch.
+"""

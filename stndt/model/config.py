@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from .masking import SPAN_MODES
+# How a mask span width w > 1 acts (ObjectiveConfig.mask_span_mode); see masking.py's docstring. Here, not
+# in masking.py, so that reading a config (the workflow does it while planning) does not import torch.
+SPAN_MODES: tuple[str, ...] = ("reference", "expand")
 
 
 def _check(condition: bool, cls: str, field: str, message: str) -> None:

@@ -31,8 +31,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-# How a span width w > 1 acts (ObjectiveConfig.mask_span_mode); see the module docstring.
-SPAN_MODES: tuple[str, ...] = ("reference", "expand")
+from .config import SPAN_MODES
 
 
 class MaskDraw(NamedTuple):

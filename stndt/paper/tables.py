@@ -137,15 +137,6 @@ PAIRED_NOTE = (
     "way from each pool; `paired difference` is the mean of (variant - STNDT) over the k pairs with a "
     "bootstrap 95% interval (none for one pair). Table 1 has the ensemble of every STNDT member."
 )
-# The tables, by the name of their files (results/paper/tables/NAME.csv and .md), with their titles. The
-# scaling table exists only when an MC_Maze scaling size is configured.
-MAIN_TABLE, ABLATION_TABLE, SCALING_TABLE = "table1_main", "table3_ablation", "table_scaling"
-TABLE_TITLES = {
-    MAIN_TABLE: "Table 1/2: STNDT and baselines",
-    ABLATION_TABLE: "Table 3/4: ablations on equal pools of the same draws",
-    SCALING_TABLE: "MC_Maze scaling (large / medium / small)",
-}
-
 SET_NAMES = {"stndt": "STNDT", "ndt": "NDT", "no_contrast": "STNDT without contrastive"}
 
 

@@ -79,22 +79,10 @@ class TrainConfig:
         for name in ("lr", "grad_clip", "adam_eps", "checkpoint_every_s"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        if not (
-            isinstance(self.patience_fraction, (int, float))
-            and not isinstance(self.patience_fraction, bool)
-            and 0 <= self.patience_fraction <= 10
-        ):
-            raise ValueError(
-                f"TrainConfig.patience_fraction must be a number in [0, 10], got {self.patience_fraction!r}"
-            )
-        if not (
-            isinstance(self.cooldown_fraction, (int, float))
-            and not isinstance(self.cooldown_fraction, bool)
-            and 0 <= self.cooldown_fraction <= 10
-        ):
-            raise ValueError(
-                f"TrainConfig.cooldown_fraction must be a number in [0, 10], got {self.cooldown_fraction!r}"
-            )
+        for name in ("patience_fraction", "cooldown_fraction"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10:
+                raise ValueError(f"TrainConfig.{name} must be a number in [0, 10], got {value!r}")
         if not float(self.weight_decay) >= 0:
             raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.stop_rule not in STOP_RULES:

@@ -21,7 +21,7 @@ import torch
 from stndt.candidates import CANDIDATES_DIR, candidate_files
 from stndt.datasets import PHASES
 from stndt.io import atomic_path, save_h5, write_json
-from stndt.members import MASKED_NLL
+from stndt.members import MASKED_NLL, OUTPUT_FILES
 from stndt.train.checkpoint import MEMBER_FORMAT, STATE_FILE, save_torch
 from stndt.train.data import PhaseTensors
 from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, VAL_NLL, phase_rates
@@ -40,10 +40,6 @@ LOG_COLUMNS: tuple[str, ...] = (
 )
 # Columns that measure wall-clock time: the only ones allowed to differ between identical runs.
 TIMING_COLUMNS: tuple[str, ...] = ("time_s",)
-OUTPUT_FILES: tuple[str, ...] = ("best.pt", "params.json", "train_log.csv", "rates_val.h5", "rates_test.h5")
-#: Every file of a member folder that its training job leaves: the outputs above and the val scores
-#: (`stndt train` scores the member in the same job). The workflow declares exactly these.
-MEMBER_FILES: tuple[str, ...] = (*OUTPUT_FILES, "metrics_val.json")
 LOG_FILE = "train.log"
 
 

@@ -10,10 +10,9 @@ from stndt.candidates import BEST_COBPS, CANDIDATES_DIR, CHECKPOINTS, candidate_
 from stndt.datasets import PHASES, SCALING_DATASETS
 from stndt.io import link_files
 from stndt.figures import FIGURES
-from stndt.members import VARIANTS, member_id, member_index
-from stndt.paper.tables import ABLATION_TABLE, MAIN_TABLE, SCALING_TABLE
+from stndt.members import MEMBER_FILES, VARIANTS, member_id, member_index
+from stndt.paper import ABLATION_TABLE, MAIN_TABLE, SCALING_TABLE
 from stndt.train.members import resolve_member, space_for
-from stndt.train.outputs import MEMBER_FILES
 from stndt.train.search import wave_of
 from stndt.train.search_space import load_search_spaces
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import expit
 
 from stndt.data.synthetic.config import SyntheticConfig
 from stndt.data.synthetic.layouts import TRIAL_COLUMNS, window_extent
@@ -80,6 +79,8 @@ def build_dmfc(layout: str, cfg: SyntheticConfig, rng: np.random.Generator) -> R
         )
         t = stop + int(rng.integers(0, 100))
     n_ms = t + LEAD_IN_MS
+    from scipy.special import expit  # here: scipy costs the workflow's planning 0.2 s per call
+
     x = np.zeros((n_ms, d))
     for tr, (offset, gain) in zip(trials, states):
         # condition offset from fixation, ts stored by the Ready -> Set rotation, Set -> Go path taking tp
