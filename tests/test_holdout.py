@@ -6,6 +6,7 @@ holdout numbers do."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import h5py
 import numpy as np
@@ -69,21 +70,23 @@ def _perturb_holdout_spikes(val_h5, seed: int = 1) -> np.ndarray:
 @pytest.fixture(scope="module")
 def twin_runs(tmp_path_factory):
     """The tiny DAG (2 STNDT members, a Bayesian search in waves of 1, a holdout of 0.25) to the
-    baselines, twice: the second with the holdout trials' spikes replaced after the tensors are built."""
+    baselines, and a copy of it made once the tensors are built, with the holdout trials' spikes then
+    replaced, to the ensemble's val score (what the copy is compared on)."""
     config = yaml.safe_load(TINY.read_text())
     config["variants"] = {"stndt": 2}
     config["search"] = {"method": "bayes", "wave_size": 1}
     config["evaluation"] = {"holdout": 0.25}
-    runs = []
-    for name in ("a", "b"):
-        work = tmp_path_factory.mktemp(f"holdout_{name}")
-        cfg = write_config(work / "config.yaml", config)
-        snakemake(work, cfg, "results/tiny/tensors/val.h5", "results/tiny/tensors/test.h5")
-        if name == "b":
-            _perturb_holdout_spikes(work / "results" / "tiny" / "tensors" / "val.h5")
-        snakemake(work, cfg, "results/tiny/baselines.csv")
-        runs.append(work / "results" / "tiny")
-    return runs
+    a = tmp_path_factory.mktemp("holdout") / "a"
+    a.mkdir()
+    cfg = write_config(a / "config.yaml", config)
+    snakemake(a, cfg, "results/tiny/tensors/val.h5", "results/tiny/tensors/test.h5")
+    # b: the same data (a copy, with Snakemake's records), then the holdout trials' spikes replaced
+    b = a.parent / "b"
+    shutil.copytree(a, b, symlinks=True)
+    _perturb_holdout_spikes(b / "results" / "tiny" / "tensors" / "val.h5")
+    snakemake(a, cfg, "results/tiny/baselines.csv")
+    snakemake(b, b / "config.yaml", "results/tiny/ensemble/metrics_val.json")  # all that b is compared on
+    return [a / "results" / "tiny", b / "results" / "tiny"]
 
 
 def test_no_selection_step_reads_the_holdout_trials(twin_runs):
