@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("dataset_dir", type=Path, help="results/<dataset>")
     ap.add_argument("rates", nargs="*", help="NAME=rates file relative to dataset_dir")
     ap.add_argument("--phase", default="test")
-    a = ap.parse_args(argv)
+    a = ap.parse_intermixed_args(argv)
     tensors = a.dataset_dir / "tensors" / f"{a.phase}.h5"
     layout, bw = read_layout(tensors)
-    (key, targets), = load_targets(tensors).items()
+    ((key, targets),) = load_targets(tensors).items()
     truth = load_rates(a.dataset_dir / "truth.h5", phase=a.phase)[key]
     kern_sd = PARAMS[layout]["psth_params"]["kern_sd"]
     target = np.asarray(targets["psth"], float)
