@@ -277,6 +277,29 @@ def test_training_curves_are_the_train_logs(tiny_ds, tmp_path):
         np.testing.assert_array_equal(line.get_xydata(), log[["epoch", f"val {CO_BPS}"]].to_numpy(float))
 
 
+def test_training_curves_mark_the_rule_and_dash_unconverged_members(tiny_ds, tmp_path):
+    """With params.json: a cross where the stopping rule fired, dashed lines for a member stopped at the cap
+    (the tiny members all are), solid for one that converged."""
+    logs = {"stndt": _train_logs(tiny_ds)["stndt"]}
+    params = {"stndt": {m: p.parent / "params.json" for m, p in logs["stndt"].items()}}
+    first, second = sorted(params["stndt"])
+    assert json.loads(params["stndt"][first].read_text())["training"]["stop_reason"] == "max_epochs"
+    converged = json.loads(params["stndt"][second].read_text())
+    converged["training"].update(stop_reason="early_stopping", converged=True, rule_fired_at=2)
+    params["stndt"][second] = tmp_path / "params.json"
+    params["stndt"][second].write_text(json.dumps(converged))
+    fig = fig_training_curves(logs, tmp_path / "training.png", dataset=tiny_ds.name, params=params)
+    assert_figure(tmp_path / "training.png")
+    ax_loss, ax_val = fig.axes[:2]
+    assert [line.get_linestyle() for line in ax_loss.get_lines()] == ["--", "-"]
+    crosses = [line for line in ax_val.get_lines() if line.get_marker() == "X"]
+    assert len(crosses) == 1 and crosses[0].get_xdata()[0] == 2
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "stopping rule fired" in labels and "stopped at the epoch cap: NOT converged" in labels
+    with pytest.raises(FileNotFoundError, match="params.json of stndt member m000"):
+        fig_training_curves(logs, tmp_path / "x.png", params={"stndt": {"m000": tmp_path / "nope.json"}})
+
+
 def test_training_curves_errors(tmp_path):
     with pytest.raises(ValueError, match="no train_log.csv given"):
         fig_training_curves({}, tmp_path / "none.png")

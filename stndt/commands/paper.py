@@ -181,6 +181,14 @@ def _figure_args(p):
         metavar=("SET", "MEMBER", "TRAIN_LOG_CSV"),
         help="a member's train_log.csv (set: stndt or a variant)",
     )
+    f.add_argument(
+        "--params",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("SET", "MEMBER", "PARAMS_JSON"),
+        help="a member's params.json: marks where its stopping rule fired, and dashes it if it stopped at the cap",
+    )
 
 
 @command("figure", "one of the paper's figures for one dataset (PNG + PDF)")(_figure_args)
@@ -204,7 +212,9 @@ def _figure(a):
     else:
         from stndt.figures.training_curves import fig_training_curves
 
-        fig_training_curves(keyed(a.train_log, "--train-log"), a.out, dataset=a.dataset)
+        fig_training_curves(
+            keyed(a.train_log, "--train-log"), a.out, dataset=a.dataset, params=keyed(a.params, "--params")
+        )
 
 
 # ---------------------------------------------------------------- cost plan

@@ -551,6 +551,7 @@ def training_curves_args(ds):
     for v, p in dataset_sets(ds):
         for m in member_ids(ds, v):
             a.file("--train-log", v, m, f"{R}/{ds}/{p}members/{m}/train_log.csv")
+            a.file("--params", v, m, f"{R}/{ds}/{p}members/{m}/params.json")
     return a
 
 
