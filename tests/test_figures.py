@@ -298,6 +298,9 @@ def test_training_curves_mark_the_rule_and_dash_unconverged_members(tiny_ds, tmp
     assert "stopping rule fired" in labels and "stopped at the epoch cap: NOT converged" in labels
     with pytest.raises(FileNotFoundError, match="params.json of stndt member m000"):
         fig_training_curves(logs, tmp_path / "x.png", params={"stndt": {"m000": tmp_path / "nope.json"}})
+    (tmp_path / "half.json").write_text('{"training": {"stop')
+    with pytest.raises(ValueError, match=r"params.json of stndt member m000 \(.*half.json\): unreadable"):
+        fig_training_curves(logs, tmp_path / "x.png", params={"stndt": {"m000": tmp_path / "half.json"}})
 
 
 def test_training_curves_errors(tmp_path):

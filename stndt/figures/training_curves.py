@@ -38,8 +38,10 @@ def read_member_training(params: Mapping[str, Mapping[str, PathLike]]) -> dict[s
             try:
                 with open(path) as f:
                     out.setdefault(name, {})[member] = json.load(f)["training"]
-            except (OSError, ValueError, KeyError) as err:
+            except OSError as err:
                 raise type(err)(f"params.json of {name} member {member} ({path}): {err}") from None
+            except (ValueError, KeyError, TypeError) as err:  # damaged JSON, or no `training` record
+                raise ValueError(f"params.json of {name} member {member} ({path}): unreadable ({err!r})") from None
     return out
 
 
