@@ -24,6 +24,8 @@ def _ts_values(is_short: bool, n_ts: int) -> np.ndarray:
 
 def build_dmfc(layout: str, cfg: SyntheticConfig, rng: np.random.Generator) -> Recording:
     """dmfc_rsg: Ready-Set-Go trials; neural speed between Set and Go is inversely related to tp."""
+    from scipy.special import expit  # here: scipy costs the workflow's planning 0.2 s per call
+
     _, before, after = window_extent(layout)
     d = cfg.latent_dim
     n_groups, n_ts = dmfc_conditions(cfg.n_conditions)
@@ -79,8 +81,6 @@ def build_dmfc(layout: str, cfg: SyntheticConfig, rng: np.random.Generator) -> R
         )
         t = stop + int(rng.integers(0, 100))
     n_ms = t + LEAD_IN_MS
-    from scipy.special import expit  # here: scipy costs the workflow's planning 0.2 s per call
-
     x = np.zeros((n_ms, d))
     for tr, (offset, gain) in zip(trials, states):
         # condition offset from fixation, ts stored by the Ready -> Set rotation, Set -> Go path taking tp
