@@ -110,7 +110,7 @@ def member_params(
 ) -> dict[str, Any]:
     """Member `index`'s workflow parameters (same draw in every setting), then the setting's switches."""
     from stndt.train.members import resolve_member, space_for
-    from stndt.train.search_space import load_search_spaces
+    from stndt.train.search.space import load_search_spaces
 
     spaces = load_search_spaces(ROOT / cfg.get("search_spaces", "config/search_spaces.yaml"))
     space = space_for(spaces, layout, cfg.get("search_overrides"))

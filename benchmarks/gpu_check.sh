@@ -43,7 +43,7 @@ fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 
 # Fail in seconds, not minutes, if an import is missing.
-python3 -c "import torch, nlb_tools.evaluation, nlb_tools.make_tensors, stndt.commands.training, stndt.train.pack, stndt.evaluate.pipeline; assert torch.cuda.is_available()" || exit 1
+python3 -c "import torch, nlb_tools.evaluation, nlb_tools.make_tensors, stndt.commands.training, stndt.train.pack.train, stndt.evaluate.pipeline; assert torch.cuda.is_available()" || exit 1
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
     python3 -c "import torch, numpy; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'numpy', numpy.__version__)"

@@ -3,7 +3,7 @@
 A member-step is one training step of one member (masks + contrast views, forward, loss, backward,
 gradient clipping, AdamW). K = 1 is the solo step of train_member (objective.training_loss, torch's
 AdamW and clip_grad_norm_) - what train_pack runs for a pack of one; K > 1 is train_pack's batched step
-(stndt.train.pack_loss.pack_loss on PackedSTNDT, per-member clipping and AdamW) with K members that
+(stndt.train.pack.loss.pack_loss on PackedSTNDT, per-member clipping and AdamW) with K members that
 differ in seed, learning rate and dropout. member_steps_per_s = K / (median seconds per pack step).
 
 Shapes: "default" = config/config.yaml's dataset (40 + 12 neurons, 140 + 40 bins of 5 ms in the mc_maze
@@ -98,9 +98,9 @@ def run_row(
     from stndt.model.objective import training_loss
     from stndt.model.stndt import STNDT
     from stndt.train.device import keep_freed_memory
-    from stndt.train.pack_loss import pack_loss
-    from stndt.train.pack_model import MemberRNG, PackedSTNDT, seeded_state
-    from stndt.train.pack_optim import PackedAdamW, clip_grad_norms_
+    from stndt.train.pack.loss import pack_loss
+    from stndt.train.pack.model import MemberRNG, PackedSTNDT, seeded_state
+    from stndt.train.pack.optim import PackedAdamW, clip_grad_norms_
 
     if threads:
         torch.set_num_threads(threads)

@@ -1,4 +1,4 @@
-"""Random search vs Bayesian search (stndt.train.search.propose_wave) at the same budget of members.
+"""Random search vs Bayesian search (stndt.train.search.waves.propose_wave) at the same budget of members.
 
     nice -n 10 python benchmarks/search.py [--seeds 0 1] [--members 16] [--wave-size 4] [--workers 2] [--json]
 
@@ -95,7 +95,7 @@ def space_and_training(epochs: int) -> tuple[dict[str, Any], dict[str, Any]]:
     `epochs` epochs (0: as they are, trained to convergence)."""
     import yaml
 
-    from stndt.train.search_space import load_search_spaces, search_space_for
+    from stndt.train.search.space import load_search_spaces, search_space_for
 
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     # n_heads 1: the spatial attention's token width is the bin count (45 at 20 ms), which 2 does not divide
@@ -113,7 +113,7 @@ def train_job(job: dict[str, Any]) -> tuple[str, float]:
     out = Path(job["out"])
     if not (out / "params.json").exists():
         os.environ.setdefault("OMP_NUM_THREADS", "1")
-        from stndt.train.loop import train_member
+        from stndt.train.solo import train_member
 
         train_member(job["val"], job["test"], out, job["params"], progress=False)
     return str(out), json.loads((out / "params.json").read_text())["training"]["val co-bps"]
@@ -121,7 +121,7 @@ def train_job(job: dict[str, Any]) -> tuple[str, float]:
 
 def member_params(proposal: dict[str, Any], training: dict[str, Any], seed: int, index: int) -> dict[str, Any]:
     """What stndt.train.members.member_params builds for an STNDT member, from a given proposal."""
-    from stndt.train.search_space import member_seed
+    from stndt.train.search.space import member_seed
 
     return {**proposal, **training, "seed": member_seed(seed, index)}
 
@@ -129,7 +129,7 @@ def member_params(proposal: dict[str, Any], training: dict[str, Any], seed: int,
 def run_searches(args: argparse.Namespace, val: Path, test: Path) -> dict[tuple[int, str], list[Path]]:
     """Train every set; waves advance together so the worker pool stays busy. Returns member folders."""
     from stndt.members import member_id
-    from stndt.train.search import completed_members, propose_wave, wave_indices
+    from stndt.train.search.waves import completed_members, propose_wave, wave_indices
 
     space, training = space_and_training(args.epochs)
     n_waves = -(-args.members // args.wave_size)
@@ -145,7 +145,12 @@ def run_searches(args: argparse.Namespace, val: Path, test: Path) -> dict[tuple[
                         continue
                     t0 = time.perf_counter()
                     proposals = propose_wave(
-                        space, s, wave, args.wave_size, completed_members(sets[(s, method)], space), method
+                        space,
+                        s,
+                        wave,
+                        args.wave_size,
+                        completed_members({d.name: d / "params.json" for d in sets[(s, method)]}, space),
+                        method,
                     )
                     if method == "bayes" and wave > 0:
                         print(f"seed {s} wave {wave}: proposed in {time.perf_counter() - t0:.1f} s", file=sys.stderr)

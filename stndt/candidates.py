@@ -39,12 +39,12 @@ group per distinct extra candidate, holding the NLB rates dict of that checkpoin
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stndt.datasets import PHASES
+from stndt.members import MemberFiles, member_file
 
 BEST_COBPS, CHECKPOINTS = "best_cobps", "checkpoints"
 CANDIDATE_MODES: tuple[str, ...] = (BEST_COBPS, CHECKPOINTS)
@@ -105,12 +105,12 @@ class CandidateRates:
 
 
 def read_candidates(
-    member_dir: str | os.PathLike, phases: tuple[str, ...] | list[str] = PHASES
+    member: str, files: MemberFiles, phases: tuple[str, ...] | list[str] = PHASES
 ) -> list[dict[str, Any]]:
-    """A member's distinct extra candidates, from its CANDIDATES_DIR: [{"id", "criterion", "epoch",
+    """A member's distinct extra candidates, from its CANDIDATES_DIR files as given in `files` (names
+    `candidates/candidates.json`, `candidates/rates_PHASE.h5`): [{"id", "criterion", "epoch",
     "rates": {phase: CandidateRates}}] in EXTRA_CRITERIA order (copies of another checkpoint left out)."""
-    folder = Path(member_dir) / CANDIDATES_DIR
-    path = folder / CANDIDATES_JSON
+    path = member_file(files, f"{CANDIDATES_DIR}/{CANDIDATES_JSON}", member)
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: missing; the member was trained without candidate checkpoints "
@@ -119,7 +119,7 @@ def read_candidates(
     info = json.loads(path.read_text())
     if info.get("format") != CANDIDATES_FORMAT:
         raise ValueError(f"{path}: format {info.get('format')!r}, not {CANDIDATES_FORMAT!r}")
-    member = Path(member_dir).name
+    rates = {p: member_file(files, f"{CANDIDATES_DIR}/{rates_name(p)}", member) for p in phases}
     out = []
     for criterion in info["written"]:
         entry = info["criteria"][criterion]
@@ -128,7 +128,7 @@ def read_candidates(
                 "id": candidate_id(member, criterion),
                 "criterion": criterion,
                 "epoch": entry["epoch"],
-                "rates": {p: CandidateRates(folder / rates_name(p), criterion) for p in phases},
+                "rates": {p: CandidateRates(rates[p], criterion) for p in phases},
             }
         )
     return out

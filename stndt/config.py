@@ -275,7 +275,7 @@ def _check_training(ds: DatasetConfig, config: Mapping[str, Any], spaces_file: s
     import re
 
     from stndt.train.members import resolve_member, space_for
-    from stndt.train.search_space import known_params, load_search_spaces, split_params, validate_space
+    from stndt.train.search.space import known_params, load_search_spaces, split_params, validate_space
 
     known = known_params()
     for key in ds.training:
@@ -303,8 +303,8 @@ def _check_training(ds: DatasetConfig, config: Mapping[str, Any], spaces_file: s
             f"set it in search_overrides (or datasets.{ds.id}.search_overrides): {key}: <value>"
         )
     if ds.pack > 1:
-        from stndt.train.pack import SHARED_TRAIN_FIELDS
-        from stndt.train.pack_model import STRUCTURAL_FIELDS
+        from stndt.train.pack.model import STRUCTURAL_FIELDS
+        from stndt.train.pack.train import SHARED_TRAIN_FIELDS
 
         sampled = sorted(f for f in (*STRUCTURAL_FIELDS, *SHARED_TRAIN_FIELDS) if isinstance(space.get(f), Mapping))
         if sampled:

@@ -4,6 +4,8 @@ workflow share, kept on the ground floor so that evaluation and figures need not
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 # The model variants compared in the paper, as overrides of a member's sampled hyperparameters.
@@ -33,6 +35,23 @@ OUTPUT_FILES: tuple[str, ...] = ("best.pt", "params.json", "train_log.csv", "rat
 #: Every file of a member folder that its training job leaves: the outputs above and the val scores
 #: (`stndt train` scores the member in the same job). The workflow declares exactly these.
 MEMBER_FILES: tuple[str, ...] = (*OUTPUT_FILES, "metrics_val.json")
+
+
+#: The files of one member that a command reads, as its rule hands them over: {file name: path}, the
+#: names being those above (and metrics_PHASE.json, candidates/...). Commands never look inside a
+#: member folder for a file they were not given: the DAG stays the one map of what each job reads.
+MemberFiles = Mapping[str, Path]
+
+
+def member_file(files: MemberFiles, name: str, member: str) -> Path:
+    """The path of member `member`'s file `name`, or an error saying the command was not given it."""
+    try:
+        return Path(files[name])
+    except KeyError:
+        raise ValueError(
+            f"member {member}: no {name} given (--member-file {member} {name} PATH); given: "
+            f"{', '.join(files) or 'nothing'}"
+        ) from None
 
 
 def member_id(index: int) -> str:

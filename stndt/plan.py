@@ -95,7 +95,7 @@ def measure_step_seconds(
     from stndt.model.objective import training_loss
     from stndt.model.stndt import STNDT
     from stndt.train.schedule import lr_factor
-    from stndt.train.search_space import split_params
+    from stndt.train.search.space import split_params
     from stndt.train.setup import resolve_runtime
 
     mcfg, ocfg, tcfg = split_params(params, shapes.model_shapes())
@@ -181,7 +181,7 @@ def training_plan(
     device-hours (range). `pack`/`pack_speedup`: K members share one device, each step of the pack
     costing 1/pack_speedup of K solo steps (measured with benchmarks/pack.py)."""
     from stndt.train.members import resolve_member, space_for
-    from stndt.train.search_space import load_search_spaces
+    from stndt.train.search.space import load_search_spaces
 
     spaces = load_search_spaces(cfg.search_spaces)
     rows = []

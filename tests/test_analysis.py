@@ -8,12 +8,13 @@ members trained for a few seconds, scored, tabled and ensembled). test_figures.p
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_tensors import ensemble_files
+from tiny_tensors import ensemble_files, member_files
 
 from stndt.analysis import attention as att
 from stndt.analysis import neuron_dropping as nd
@@ -54,7 +55,7 @@ def build_tiny_results(root: Path) -> Path:
     from stndt.evaluate.members_table import members_table
     from stndt.evaluate.pipeline import build_ensemble, score_rates
     from stndt.io import save_h5
-    from stndt.train.loop import train_member
+    from stndt.train.solo import train_member
 
     ds = root / "tiny_synth"
     cfg = SyntheticConfig(
@@ -88,10 +89,10 @@ def build_tiny_results(root: Path) -> Path:
                     ds / "truth.h5",
                 )
             dirs.append(md)
-        members_table(dirs, set_dir / "members.csv", ("val", "test"))
+        members_table(member_files(*dirs), set_dir / "members.csv", ("val", "test"))
         build_ensemble(
             set_dir / "members.csv",
-            dirs,
+            member_files(*dirs),
             ds / "tensors" / "val.h5",
             ds / "tensors" / "test.h5",
             ensemble_files(set_dir),
@@ -308,3 +309,51 @@ def test_member_selection_reads_the_given_files_only(tiny_ds, tmp_path):
     (tmp_path / "ensemble.json").write_text(json.dumps({"ranking": [f"x{m}" for m in ndt_ranking], "members": []}))
     by_rank = nd.select_members(stndt, nd.MemberSet.of(tmp_path / "ensemble.json", renamed), n_members=2)
     assert [n.member for _, n in by_rank] == [f"x{m}" for m in ndt_ranking[:2]]
+
+
+def test_evaluation_commands_read_the_member_files_they_are_handed(tiny_ds, tmp_path, capsys):
+    """members-table, ensemble and paired-ablation read every member file from the path they are given
+    (`--member-file MEMBER NAME PATH`, as the rules pass them), never from a member folder: copies
+    scattered under other names give the tables of the pipeline's own layout."""
+    from stndt.cli import main
+
+    def scattered(sub: str, names: list[str], set_key: tuple[str, ...] = ()) -> list[str]:
+        args = []
+        root = tiny_ds / sub if sub else tiny_ds
+        for m in sorted(p.name for p in (root / "members").iterdir()):
+            for name in names:
+                copy = tmp_path / "scattered" / f"{sub.replace('/', '_')}_{m}_{name}.bin"
+                copy.parent.mkdir(exist_ok=True)
+                copy.write_bytes((root / "members" / m / name).read_bytes())
+                args += ["--member-file", *set_key, m, name, str(copy)]
+        return args
+
+    phases = ["val", "test"]
+    table_files = ["params.json", "train_log.csv", *(f"metrics_{p}.json" for p in phases)]
+    out = tmp_path / "out"
+    assert 0 == main(
+        ["members-table", *scattered("", table_files), "--phases", *phases, "--out", str(out / "members.csv")]
+    )
+    pd.testing.assert_frame_equal(pd.read_csv(out / "members.csv"), pd.read_csv(tiny_ds / "members.csv"))
+
+    rates = [f"rates_{p}.h5" for p in phases]
+    tensors = ["--val", str(_val(tiny_ds)), "--test", str(tiny_ds / "tensors" / "test.h5")]
+    assert 0 == main(
+        ["ensemble", "--table", str(out / "members.csv"), *scattered("", rates), *tensors]
+        + ["--out-json", str(out / "ensemble.json"), "--out-curve", str(out / "curve.csv"), "--seed", "0"]
+        + [x for p in phases for x in ("--out-rates", p, str(out / f"rates_{p}.h5"))]
+    )
+    assert json.loads((out / "ensemble.json").read_text()) == json.loads((tiny_ds / "ensemble.json").read_text())
+
+    metrics = [f"metrics_{p}.json" for p in phases]
+    members = scattered("", rates + metrics, ("stndt",)) + scattered("variants/ndt", rates + metrics, ("ndt",))
+    assert 0 == main(["paired-ablation", *members, *tensors, "--seed", "0", "--out", str(out / "paired.csv")])
+    paired = pd.read_csv(out / "paired.csv")
+    assert set(paired["comparison"]) == {"ndt"} and set(paired["set"]) >= {"stndt", "ndt"}
+    assert set(paired["split"]) >= {"test", "val"}
+    # a file the rule did not hand over is an error naming the member and the file, never looked up
+    partial = scattered("", ["rates_test.h5", "metrics_val.json"], ("stndt",)) + members[len(members) // 2 :]
+    capsys.readouterr()
+    assert main(["paired-ablation", *partial, *tensors, "--out", str(out / "x.csv")]) == 1
+    assert re.search(r"member m00\d: no rates_val.h5 given", capsys.readouterr().err)
+    assert not (out / "x.csv").exists()

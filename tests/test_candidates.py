@@ -33,6 +33,7 @@ from tiny_tensors import (
     ensemble_files,
     h5_arrays,
     kill_when,
+    member_files,
     start_runner,
     write_tiny_tensors,
 )
@@ -58,8 +59,8 @@ from stndt.io import save_h5, write_json
 from stndt.train.candidates import VAL_UNMASKED_NLL, candidate_summary, track
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.inference import VAL_MASKED_NLL
-from stndt.train.loop import train_member
-from stndt.train.pack import train_pack
+from stndt.train.pack.train import train_pack
+from stndt.train.solo import train_member
 
 TINY = {**TINY_MEMBER, "max_epochs": 60, "keep_state": True}
 
@@ -126,7 +127,9 @@ def test_candidates_are_kept_and_written_only_when_asked(runs, tensors):
     test_rates = h5_arrays(cand / CANDIDATES_DIR / rates_name("test"))
     assert {k.split("/")[0] for k in test_rates} == set(info["written"])
     assert test_rates[f"{MASKED_LOSS}/mc_maze/train_rates_heldin"].shape[0] == 64
-    assert [c["id"] for c in read_candidates(cand)] == [f"{cand.name}@{c}" for c in info["written"]]
+    assert [c["id"] for c in read_candidates(cand.name, member_files(cand)[cand.name])] == [
+        f"{cand.name}@{c}" for c in info["written"]
+    ]
 
 
 def test_duplicate_checkpoints_collapse_and_improvements_are_strict():
@@ -161,7 +164,7 @@ def test_duplicate_checkpoints_collapse_and_improvements_are_strict():
 
 RUNNER = textwrap.dedent("""
     import json, sys
-    from stndt.train.loop import train_member
+    from stndt.train.solo import train_member
     val, test, out, params = sys.argv[1:5]
     train_member(val, test, out, json.loads(params), progress=False)
 """)
@@ -279,7 +282,9 @@ def pool(tmp_path_factory):
 
 def _build(pool, out: Path, **kw) -> dict:
     r = pool.root
-    return build_ensemble(r / "members.csv", pool.dirs, r / "val.h5", r / "test.h5", ensemble_files(out), seed=0, **kw)
+    return build_ensemble(
+        r / "members.csv", member_files(*pool.dirs), r / "val.h5", r / "test.h5", ensemble_files(out), seed=0, **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -347,10 +352,12 @@ def test_a_member_without_candidates_is_named(pool, tmp_path):
     shutil.copytree(pool.dirs[0], bare)
     shutil.rmtree(bare / CANDIDATES_DIR)
     r = pool.root
+    files = member_files(bare, pool.dirs[1])  # the rule names the file; the member never wrote it
+    files["m000"][f"{CANDIDATES_DIR}/{CANDIDATES_JSON}"] = bare / CANDIDATES_DIR / CANDIDATES_JSON
     with pytest.raises(FileNotFoundError, match="candidates.json: missing"):
         build_ensemble(
             r / "members.csv",
-            [bare, pool.dirs[1]],
+            files,
             r / "val.h5",
             r / "test.h5",
             ensemble_files(tmp_path / "o"),
@@ -422,7 +429,7 @@ def test_tiny_dag_with_the_reference_pool(tmp_path):
     ens = json.loads((ds / "ensemble.json").read_text())
     ids = [p["id"] for p in ens["pool"]]
     assert set(ids) >= {"m000", "m001"} and all(i.split("@")[0] in ("m000", "m001") for i in ids)
-    extra = sum(len(read_candidates(ds / "members" / m)) for m in ("m000", "m001"))
+    extra = sum(len(read_candidates(m, member_files(ds / "members" / m)[m])) for m in ("m000", "m001"))
     assert extra > 0 and len(ids) == 2 + extra  # (on this data some criteria peak at other epochs)
     assert 1 <= ens["n"] <= 2 and ens["checkpoints"] == ids[: ens["n"]] and ens["candidates"] == "checkpoints"
     assert set(ens["ranking"]) == {"m000", "m001"}

@@ -566,7 +566,7 @@ _PUBLISHED_INT_RANGES = {
 
 @pytest.mark.parametrize("layout", sorted(_PUBLISHED_INT_RANGES))
 def test_search_space_int_ranges_and_span_mode_match_published_search(layout):
-    from stndt.train import search_space as ss
+    from stndt.train.search import space as ss
 
     space = ss.load_search_spaces(ss.DEFAULT_SPACES_FILE)[layout]
     ints = {k: (v["low"], v["high"]) for k, v in space.items() if isinstance(v, dict) and v.get("int")}

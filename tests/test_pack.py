@@ -18,11 +18,11 @@ from tiny_tensors import assert_same_member_outputs, h5_arrays, kill_when, start
 
 from stndt.members import OUTPUT_FILES
 from stndt.train import bookkeeping
-from stndt.train import pack as pack_mod
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.inference import VAL_CO_BPS
-from stndt.train.loop import train_member
-from stndt.train.pack import PACK_STATE_FILE, train_pack
+from stndt.train.pack import train as pack_mod
+from stndt.train.pack.train import PACK_STATE_FILE, train_pack
+from stndt.train.solo import train_member
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,7 +131,7 @@ UNIFORM_BANDS = {"banded": [(3, 8), (0, 5), (6, 2)], "full": [(-1, -1)] * 3}
 @pytest.mark.parametrize("bf16", [False, True])
 @pytest.mark.parametrize("bands", sorted(UNIFORM_BANDS))
 def test_batched_attention_core_equals_solo_members_bitwise(tensors, tmp_path, monkeypatch, bands, bf16):
-    from stndt.train.pack_model import PackedSTNDT
+    from stndt.train.pack.model import PackedSTNDT
 
     members = [
         {
@@ -226,7 +226,7 @@ def test_members_that_cannot_share_a_batch_are_refused(tensors, tmp_path, change
 # --------------------------------------------------------------------------------------- kill / resume
 RUNNER = textwrap.dedent("""
     import json, sys
-    from stndt.train.pack import train_pack
+    from stndt.train.pack.train import train_pack
     val, test, root, members = sys.argv[1:5]
     members = json.loads(members)
     train_pack(val, test, [f"{root}/m{i}" for i in range(len(members))], members, progress=False)

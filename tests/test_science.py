@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from tiny_tensors import member_files
 
 from stndt.analysis.attention import rank_by_attention, received_attention
 from stndt.evaluate.members_table import convergence_summary, members_table, unconverged_members
@@ -28,8 +29,8 @@ from stndt.train.checkpoint import STATE_FILE
 from stndt.train.config import TrainConfig
 from stndt.train.device import cpu_has_native_bf16
 from stndt.train.inference import VAL_CO_BPS, VAL_MASKED_NLL, val_masked_nll
-from stndt.train.loop import train_member
 from stndt.train.schedule import cooldown_epochs, lr_factor
+from stndt.train.solo import train_member
 from stndt.train.stopping import effective_patience, epoch_cap, improved, patience_floor, should_stop, steps_per_epoch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -405,7 +406,7 @@ def test_a_member_stopped_by_its_cap_is_flagged_unconverged_everywhere(val_tenso
     log_text = (capped / "train.log").read_text()
     assert "WARNING" in log_text and "NOT CONVERGED" in log_text and "max_epochs 4" in log_text
     assert "NOT CONVERGED" not in (ruled / "train.log").read_text()
-    table = members_table([capped, ruled], tmp_path / "members.csv", phases=())
+    table = members_table(member_files(capped, ruled), tmp_path / "members.csv", phases=())
     assert table.set_index("member")["converged"].to_dict() == {"m000": False, "m001": True}
     reread = pd.read_csv(tmp_path / "members.csv")
     assert unconverged_members(reread) == ["m000"]

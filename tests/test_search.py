@@ -1,4 +1,4 @@
-"""Bayesian search in waves (stndt.train.search): no training, toy objectives only.
+"""Bayesian search in waves (stndt.train.search.waves): no training, toy objectives only.
 
 Each Bayesian wave below costs a GP fit and ~8 acquisition optimisations (1-5 s on one core), so the
 spaces are small and the waves few.
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from stndt.train.search import (
+from stndt.train.search.space import sample_params
+from stndt.train.search.waves import (
     MIN_FINITE,
     completed_members,
     optuna_distributions,
@@ -24,7 +25,6 @@ from stndt.train.search import (
     sampler_seed,
     wave_indices,
 )
-from stndt.train.search_space import sample_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ def test_non_finite_value_is_a_failed_trial(wave1_inputs):
 def test_same_inputs_same_proposals_in_a_fresh_process(wave1_inputs):
     completed, props = wave1_inputs
     code = (
-        "import json, sys; from stndt.train.search import propose_wave; a = json.load(sys.stdin); "
+        "import json, sys; from stndt.train.search.waves import propose_wave; a = json.load(sys.stdin); "
         "print(json.dumps(propose_wave(a['space'], 3, 1, 4, [tuple(c) for c in a['completed']])))"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "12345"}
@@ -205,11 +205,11 @@ def test_completed_members_reads_params_json_in_member_order(tmp_path):
     _write_member(tmp_path / "m001", {**p1, "max_epochs": 100, "seed": 7}, 0.25)
     _write_member(tmp_path / "m000", {**p0, "max_epochs": 100, "seed": 6}, 0.125)
     _write_member(tmp_path / "m002", p2, None)  # no val co-bps
-    dirs = [tmp_path / "m002", tmp_path / "m001", tmp_path / "m000"]
-    got = completed_members(dirs, SPACE)
+    files = {m: tmp_path / m / "params.json" for m in ("m002", "m001", "m000")}  # any order
+    got = completed_members(files, SPACE)
     assert [v for _, v in got[:2]] == [0.125, 0.25] and math.isnan(got[2][1])
     sampled = ["context_forward", "lr", "mask_max_span", "warmup_epochs", "weight_decay"]
     assert got[0][0] == {k: p0[k] for k in sampled}  # fixed and training keys dropped
-    assert completed_members(dirs)[1][0] == {**p1, "max_epochs": 100, "seed": 7}  # no space: as given
+    assert completed_members(files)[1][0] == {**p1, "max_epochs": 100, "seed": 7}  # no space: as given
     with pytest.raises(FileNotFoundError, match="m003"):
-        completed_members([tmp_path / "m003"])
+        completed_members({"m003": tmp_path / "m003" / "params.json"})

@@ -34,11 +34,11 @@ from tiny_tensors import (
 )
 
 from stndt.members import OUTPUT_FILES
-from stndt.train import search_space as ss
 from stndt.train.checkpoint import STATE_FILE
 from stndt.train.inference import VAL_CO_BPS
-from stndt.train.loop import train_member
 from stndt.train.outputs import LOG_COLUMNS, TIMING_COLUMNS
+from stndt.train.search import space as ss
+from stndt.train.solo import train_member
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -269,7 +269,7 @@ def test_deterministic_setting_turns_on_torch_s_deterministic_kernels(tensors, t
 # --------------------------------------------------------------------------------------- kill / resume
 RUNNER = textwrap.dedent("""
     import json, sys
-    from stndt.train.loop import train_member
+    from stndt.train.solo import train_member
     val, test, out, params = sys.argv[1:5]
     train_member(val, test, out, json.loads(params), progress=False)
 """)

@@ -36,6 +36,15 @@ def ensemble_files(folder: Path) -> EnsembleFiles:
     )
 
 
+def member_files(*folders: Path) -> dict[str, dict[str, Path]]:
+    """{member id: {file name: path}} of member folders: every file in each, handed over as the workflow's
+    rules hand a member's files to a command (stndt.members.MemberFiles)."""
+    return {
+        Path(d).name: {f.relative_to(d).as_posix(): f for f in sorted(Path(d).rglob("*")) if f.is_file()}
+        for d in folders
+    }
+
+
 def fake_trials(rng, n, c, b):
     """n trials of T + T_FP bins: Poisson counts with log-rates b + z @ c, z smooth random sines."""
     t_all, k = T + T_FP, c.shape[0]

@@ -37,3 +37,10 @@ def keyed(rows: list[list[str]] | None, what: str) -> dict:
             raise ValueError(f"{what}: {' '.join(keys)} given twice")
         node[keys[-1]] = Path(path)
     return out
+
+
+def member_file_arg(p: argparse.ArgumentParser, help: str, with_set: bool = False) -> None:
+    """`--member-file [SET] MEMBER NAME PATH`, repeated: every member file a command reads, handed over
+    one by one by its rule (stndt.members.MemberFiles); read back with `keyed`."""
+    metavar = ("SET", "MEMBER", "NAME", "PATH") if with_set else ("MEMBER", "NAME", "PATH")
+    p.add_argument("--member-file", nargs=len(metavar), action="append", required=True, metavar=metavar, help=help)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stndt.candidates import BEST_COBPS, CANDIDATE_MODES
-from stndt.commands import command, keyed
+from stndt.commands import command, keyed, member_file_arg
 from stndt.datasets import PHASES, SUPPORTED_BIN_WIDTHS_MS
 
 
@@ -26,7 +26,7 @@ def _score(a):
 
 
 def _table_args(p):
-    p.add_argument("--members", required=True, nargs="+", type=Path, help="member folders")
+    member_file_arg(p, "a member's params.json, train_log.csv and metrics_PHASE.json (rows in member order)")
     p.add_argument(
         "--phases", nargs="+", choices=PHASES, required=True, help="phases whose metrics_PHASE.json each member has"
     )
@@ -37,12 +37,12 @@ def _table_args(p):
 def _members_table(a):
     from stndt.evaluate.members_table import members_table
 
-    members_table(a.members, a.out, a.phases)
+    members_table(keyed(a.member_file, "--member-file"), a.out, a.phases)
 
 
 def _ensemble_args(p):
     p.add_argument("--table", required=True, type=Path, help="members.csv")
-    p.add_argument("--members", required=True, nargs="+", type=Path, help="member folders")
+    member_file_arg(p, "a member's rates_PHASE.h5 (and with --candidates checkpoints its candidates/ files)")
     p.add_argument("--val", required=True, type=Path, help="val-phase tensors")
     p.add_argument("--test", required=True, type=Path, help="test-phase tensors")
     p.add_argument("--out-json", required=True, type=Path, help="ensemble.json: the chosen ensemble")
@@ -73,17 +73,15 @@ def _ensemble(a):
     from stndt.evaluate.pipeline import EnsembleFiles, build_ensemble
 
     out = EnsembleFiles(a.out_json, a.out_curve, {k: Path(v) for k, v in keyed(a.out_rates, "--out-rates").items()})
-    build_ensemble(a.table, a.members, a.val, a.test, out, a.seed, candidates=a.candidates, max_size=a.max_size)
+    members = keyed(a.member_file, "--member-file")
+    build_ensemble(a.table, members, a.val, a.test, out, a.seed, candidates=a.candidates, max_size=a.max_size)
 
 
 def _paired_args(p):
-    p.add_argument(
-        "--member",
-        nargs=2,
-        action="append",
-        required=True,
-        metavar=("SET", "DIR"),
-        help="a member folder of a set (stndt: those paired with the variants' members)",
+    member_file_arg(
+        p,
+        "a member's rates_PHASE.h5 and metrics_PHASE.json, by set (stndt: those paired with the variants' members)",
+        with_set=True,
     )
     p.add_argument("--val", required=True, type=Path, help="val-phase tensors")
     p.add_argument("--test", required=True, type=Path, help="test-phase tensors")
@@ -97,11 +95,11 @@ def _paired_ablation(a):
     from stndt.evaluate.paired import paired_ablation
     from stndt.io import atomic_path
 
-    sets: dict[str, list[Path]] = {}
-    for name, d in a.member:
-        sets.setdefault(name, []).append(Path(d))
+    sets = keyed(a.member_file, "--member-file")
     if "stndt" not in sets or len(sets) < 2:
-        raise ValueError("paired-ablation: give --member stndt DIR and the members of at least one variant")
+        raise ValueError(
+            "paired-ablation: give the files of STNDT members (--member-file stndt ...) and of at least one variant"
+        )
     stndt = sets.pop("stndt")
     table = paired_ablation(stndt, sets, a.val, a.test, a.seed, a.truth)
     with atomic_path(a.out) as tmp:

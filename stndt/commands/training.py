@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from stndt.commands import command
+from stndt.commands import command, keyed
 from stndt.members import SEARCH_METHODS
 
 
@@ -41,7 +41,7 @@ def _train_args(p):
 def _train(a):
     from stndt.evaluate.pipeline import score_rates
     from stndt.train.device import require_cuda
-    from stndt.train.pack import train_pack
+    from stndt.train.pack.train import train_pack
 
     given = json.loads(a.params)
     params_list = given if isinstance(given, list) else [given]
@@ -68,7 +68,12 @@ def _train(a):
 def _wave_args(p):
     p.add_argument("--space", required=True, help="JSON: the dataset's resolved search space")
     p.add_argument(
-        "--members", nargs="*", default=[], type=Path, help="folders of the finished members of the earlier waves"
+        "--params",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("MEMBER", "JSON"),
+        help="params.json of a finished member of the earlier waves (repeated)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--wave", type=int, required=True)
@@ -81,10 +86,10 @@ def _wave_args(p):
 def _propose_wave(a):
     from stndt.io import write_json
     from stndt.members import member_id
-    from stndt.train.search import completed_members, propose_wave, wave_indices
+    from stndt.train.search.waves import completed_members, propose_wave, wave_indices
 
     space = json.loads(a.space)
-    completed = completed_members(a.members, space)
+    completed = completed_members(keyed(a.params, "--params"), space)
     proposals = propose_wave(space, a.seed, a.wave, a.wave_size, completed, a.method)
     members = {member_id(i): p for i, p in zip(wave_indices(a.wave, a.wave_size), proposals)}
     write_json(

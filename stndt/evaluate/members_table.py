@@ -13,23 +13,25 @@ import pandas as pd
 
 from stndt.datasets import METRICS, RATE_R2
 from stndt.io import write_csv
-from stndt.members import MASKED_NLL, STOP_CAP, converged
+from stndt.members import MASKED_NLL, STOP_CAP, MemberFiles, converged, member_file
 
 
-def members_table(member_dirs: Sequence[Path], out: Path, phases: Sequence[str]) -> pd.DataFrame:
-    """One row per member: id, sampled hyperparameters, training summary, and the metrics of `phases`
-    (val, and test where its targets are known: the phases the workflow scored)."""
+def members_table(members: Mapping[str, MemberFiles], out: Path, phases: Sequence[str]) -> pd.DataFrame:
+    """One row per member, in the given order: id, sampled hyperparameters, training summary, and the
+    metrics of `phases` (val, and test where its targets are known: the phases the workflow scored).
+    `members`: {member id: its files} (params.json, train_log.csv, metrics_PHASE.json), as the rule
+    passes them."""
     rows = []
-    for d in map(Path, member_dirs):
-        params = json.loads((d / "params.json").read_text())
-        row = {"member": d.name}
+    for member, files in members.items():
+        params = json.loads(member_file(files, "params.json", member).read_text())
+        row = {"member": member}
         row.update({k: v for k, v in params["hyperparameters"].items() if k != "seed"})
         summary = params.get("training", {})
         row.update(
             {
                 "best_epoch": summary.get("best_epoch"),
                 "val nll": summary.get("val nll"),
-                MASKED_NLL: _masked_nll_at(d / "train_log.csv", summary.get("best_epoch")),
+                MASKED_NLL: _masked_nll_at(member_file(files, "train_log.csv", member), summary.get("best_epoch")),
                 "rule_fired_at": summary.get("rule_fired_at"),  # then the cool-down ran to epochs_run
                 "epochs_run": summary.get("epochs_run"),
                 "steps": summary.get("steps"),
@@ -39,7 +41,7 @@ def members_table(member_dirs: Sequence[Path], out: Path, phases: Sequence[str])
             }
         )
         for phase in phases:
-            m = json.loads((d / f"metrics_{phase}.json").read_text())
+            m = json.loads(member_file(files, f"metrics_{phase}.json", member).read_text())
             prefix = "" if phase == "val" else "test "
             row.update({prefix + k: m[k] for k in (*METRICS, RATE_R2) if k in m})
         rows.append(row)

@@ -20,22 +20,23 @@ import pandas as pd
 from stndt.datasets import CO_BPS, METRICS, PHASES, RATE_R2
 from stndt.evaluate.ensemble import ensemble_rates, rank_members, select_ensemble
 from stndt.evaluate.metrics import has_targets, load_rates
+from stndt.members import MemberFiles, member_file
 
 N_BOOT = 2000
 SPLITS = ("test", "val holdout", "val selection trials", "val")  # as labelled in baselines.csv
 
 
-def member_splits(member_dir: Path) -> dict[str, dict]:
-    """{split: metrics} of one member from its metrics_val.json / metrics_test.json."""
+def member_splits(member: str, files: MemberFiles) -> dict[str, dict]:
+    """{split: metrics} of one member from its metrics_val.json and, where given (test targets known),
+    metrics_test.json."""
     out = {}
-    val = json.loads((Path(member_dir) / "metrics_val.json").read_text())
+    val = json.loads(member_file(files, "metrics_val.json", member).read_text())
     if "holdout" in val:
         out["val selection trials"], out["val holdout"] = _metrics(val), _metrics(val["holdout"])
     else:
         out["val"] = _metrics(val)
-    test = Path(member_dir) / "metrics_test.json"
-    if test.exists():
-        out["test"] = _metrics(json.loads(test.read_text()))
+    if "metrics_test.json" in files:
+        out["test"] = _metrics(json.loads(member_file(files, "metrics_test.json", member).read_text()))
     return out
 
 
@@ -57,7 +58,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float], seed: int, n_boot:
 
 
 def pool_choice(
-    member_dirs: Sequence[Path],
+    members: Mapping[str, MemberFiles],
     splits: Sequence[Mapping[str, dict]],
     tensors_val: Path,
     tensors_test: Path,
@@ -65,55 +66,59 @@ def pool_choice(
     truth: Mapping | None = None,
 ) -> tuple[str, list[str], dict[str, dict]]:
     """(best member, ensemble members, {split: ensemble metrics}) of one pool, chosen on the val
-    selection trials as the ensemble rule chooses from the full pool. `splits`: member_splits of each."""
+    selection trials as the ensemble rule chooses from the full pool. `splits`: member_splits of each
+    member, in the order of `members` ({member id: its files})."""
     from stndt.data.tensors import read_layout
     from stndt.evaluate.pipeline import phase_metrics, selection_view
 
-    by_id = {Path(d).name: Path(d) for d in member_dirs}
     table = pd.DataFrame(
-        {"member": list(by_id), CO_BPS: [s.get("val selection trials", s.get("val"))[CO_BPS] for s in splits]}
+        {"member": list(members), CO_BPS: [s.get("val selection trials", s.get("val"))[CO_BPS] for s in splits]}
     )
     ranking = rank_members(table)
     layout, bw = read_layout(tensors_val)
-    sel_targets, sel_rates = selection_view(tensors_val, {m: by_id[m] / "rates_val.h5" for m in ranking})
+
+    def rates(phase: str, ids: Sequence[str]) -> dict[str, Path]:
+        return {m: member_file(members[m], f"rates_{phase}.h5", m) for m in ids}
+
+    sel_targets, sel_rates = selection_view(tensors_val, rates("val", ranking))
     chosen = select_ensemble(sel_rates, ranking, sel_targets, layout, bw, seed=seed)["members"]
     metrics, held = phase_metrics(
-        ensemble_rates({m: by_id[m] / "rates_val.h5" for m in chosen}, chosen),
+        ensemble_rates(rates("val", chosen), chosen),
         tensors_val,
         truth.get("val") if truth else None,
     )
     splits = {"val selection trials": metrics, "val holdout": held} if held is not None else {"val": metrics}
     if has_targets(tensors_test):
-        test_rates = ensemble_rates({m: by_id[m] / "rates_test.h5" for m in chosen}, chosen)
+        test_rates = ensemble_rates(rates("test", chosen), chosen)
         splits["test"] = phase_metrics(test_rates, tensors_test, truth.get("test") if truth else None)[0]
     return ranking[0], chosen, splits
 
 
 def paired_ablation(
-    stndt_dirs: Sequence[Path],
-    variants: Mapping[str, Sequence[Path]],
+    stndt: Mapping[str, MemberFiles],
+    variants: Mapping[str, Mapping[str, MemberFiles]],
     tensors_val: Path,
     tensors_test: Path,
     seed: int,
     truth_path: Path | None = None,
 ) -> pd.DataFrame:
     """Tidy table: per variant, STNDT's and the variant's best member and ensemble on pools of k members,
-    and the paired difference (variant - STNDT) of every metric on every split."""
+    and the paired difference (variant - STNDT) of every metric on every split. `stndt` and each of
+    `variants`: {member id: its files} (rates_PHASE.h5, metrics_PHASE.json)."""
     truth = None
     if truth_path is not None:
         truth = {p: load_rates(truth_path, p) for p in PHASES}
-    stndt_by_id = {Path(d).name: Path(d) for d in stndt_dirs}
     rows = []
-    for variant, dirs in variants.items():
-        ids = [Path(d).name for d in dirs]
-        missing = [m for m in ids if m not in stndt_by_id]
+    for variant, own in variants.items():
+        ids = list(own)
+        missing = [m for m in ids if m not in stndt]
         if missing:
             raise ValueError(f"paired ablation {variant}: no STNDT member(s) {missing} to pair with")
-        pools = {"stndt": [stndt_by_id[m] for m in ids], variant: [Path(d) for d in dirs]}
-        splits_of = {name: [member_splits(d) for d in pool] for name, pool in pools.items()}
+        pools = {"stndt": {m: stndt[m] for m in ids}, variant: dict(own)}
+        splits_of = {name: [member_splits(m, f) for m, f in pool.items()] for name, pool in pools.items()}
         for name, pool in pools.items():
             best, chosen, ens = pool_choice(pool, splits_of[name], tensors_val, tensors_test, seed, truth)
-            best_splits = splits_of[name][[Path(d).name for d in pool].index(best)]
+            best_splits = splits_of[name][ids.index(best)]
             for kind, splits, members in (("single", best_splits, [best]), ("ensemble", ens, chosen)):
                 for split, metrics in splits.items():
                     for metric, value in metrics.items():

@@ -7,7 +7,7 @@ Each function reads the files a rule names, calls the scoring / ensembling code 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from stndt.evaluate.metrics import bps_metrics, co_bps, group, has_targets, load
 from stndt.evaluate.smoothing import smoothing_rates
 from stndt.evaluate.subsets import subset_eval_trials
 from stndt.io import load_h5, read_h5_attrs, save_h5, write_csv, write_json
+from stndt.members import MemberFiles, member_file
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class EnsembleFiles:
 
 def build_ensemble(
     table_path: Path,
-    member_dirs: Sequence[Path],
+    members: Mapping[str, MemberFiles],
     tensors_val: Path,
     tensors_test: Path,
     out: EnsembleFiles,
@@ -115,10 +116,12 @@ def build_ensemble(
 ) -> dict:
     """Rank the candidates by val co-bps on the selection trials, choose the ensemble size (at most
     `max_size`, evaluation.max_size), write its curve, json and rates to the files `out` names.
+    `members`: {member id: its files} as the rule passes them (rates_PHASE.h5, and with `checkpoints`
+    its candidates/ files).
 
     `candidates` (evaluation.candidates, stndt.candidates): `best_cobps`, each member's best val co-bps
     checkpoint (ranked as members.csv ranks them); `checkpoints`, also every member's distinct extra
-    checkpoints (`m003@masked_loss`, ...; read from `{member}/candidates/`), the reference's pool.
+    checkpoints (`m003@masked_loss`, ...; its candidates/ files), the reference's pool.
     ensemble.json's `checkpoints` are the chosen candidates, `members` the members they belong to,
     `ranking` the members by their best co-bps checkpoint (the best single member is its first) and, with
     `checkpoints`, `pool` every candidate's val co-bps (selection trials) and epoch, best first."""
@@ -128,14 +131,16 @@ def build_ensemble(
         raise ValueError(f"evaluation.max_size: must be a positive integer or null, got {max_size!r}")
     layout, bw = read_layout(tensors_val)
     table = pd.read_csv(table_path)
-    by_id = {Path(d).name: Path(d) for d in member_dirs}
     ranking = rank_members(table)  # the members, each by its best val co-bps checkpoint
-    full_val = {m: by_id[m] / "rates_val.h5" for m in ranking}
-    rates_test = {m: by_id[m] / "rates_test.h5" for m in ranking}
+    unknown = [m for m in ranking if m not in members]
+    if unknown:
+        raise ValueError(f"{table_path}: member(s) {', '.join(unknown)} have no files given (--member-file)")
+    full_val = {m: member_file(members[m], "rates_val.h5", m) for m in ranking}
+    rates_test = {m: member_file(members[m], "rates_test.h5", m) for m in ranking}
     epochs = {}
     if candidates == CHECKPOINTS:
         for m in ranking:
-            for c in read_candidates(by_id[m]):
+            for c in read_candidates(m, members[m]):
                 full_val[c["id"]], rates_test[c["id"]], epochs[c["id"]] = (
                     c["rates"]["val"],
                     c["rates"]["test"],

@@ -163,7 +163,7 @@ def training_loss(
     the model and its embedders, and scores them (score_outputs): scalars {'loss', 'masked_nll',
     'contrast'}; 'contrast' is already multiplied by lambda and is 0 while the contrastive term is
     off (cfg.contrastive False or epoch < cfg.contrast_start_epoch). Packed training
-    (stndt.train.pack_loss) runs the same two halves around one batched forward of K members.
+    (stndt.train.pack.loss) runs the same two halves around one batched forward of K members.
     """
     check_batch(batch, n_heldin, t_bins)
     counts = batch.float()

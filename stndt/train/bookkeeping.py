@@ -1,7 +1,7 @@
 """A member's bookkeeping between training steps: validation, best checkpoint, early stopping, the log
 row of each epoch, and the summary and outputs at the end.
 
-The same functions serve a member trained alone (stndt.train.loop) and in a pack (stndt.train.pack):
+The same functions serve a member trained alone and in a pack (the epoch driver, stndt.train.driver):
 they act on the member's state dict `st` (fresh_state; saved in state.pt / pack_state.pt for exact
 resume) and on `m.model`, a real STNDT holding the member's current weights. Rules, in this order after
 every epoch (end_epoch): a non-finite training loss stops the member ("diverged", the best checkpoint

@@ -46,7 +46,7 @@ def load_torch(path: str | os.PathLike, device: str | torch.device = "cpu") -> A
         raise RuntimeError(f"{path}: cannot be loaded as a checkpoint ({type(e).__name__}: {e})") from e
 
 
-# Every key a state.pt written by the training loop holds; a file missing one cannot be resumed.
+# Every key a state.pt of a member trained alone (stndt.train.solo) holds; a file missing one cannot be resumed.
 STATE_KEYS: tuple[str, ...] = (
     "format",
     "fingerprint",

@@ -1,7 +1,7 @@
 """Training-loop settings of one ensemble member.
 
-Kept in its own module (not in loop.py) so that the search-space code can map flat hyperparameter
-names onto it without importing the training loop.
+Kept in its own module (not with the epoch driver, stndt.train.driver) so that the search-space code
+(stndt.train.search.space) can map flat hyperparameter names onto it without importing torch.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from stndt.members import VARIANTS
-from stndt.train.search_space import (
+from stndt.train.search.space import (
     load_search_spaces,
     member_seed,
     sample_params,

@@ -1,7 +1,7 @@
 """One member's run, set up: its settings resolved, where and in which precision it trains, its random
 streams, its freshly initialised model and the fingerprint that ties a saved state to the run.
 
-Used alike by train_member (stndt.train.loop) and by packed training (stndt.train.pack), so a member
+Used alike by train_member (stndt.train.solo) and by packed training (stndt.train.pack.train), so a member
 gets the same model, seeds and identity either way. Reproducibility: every random draw comes from
 generators seeded from TrainConfig.seed (derived_seeds) - model init, batch order (CPU generator),
 masks (generator on the training device), dropout (torch's global RNG, re-seeded), val masks (a
@@ -21,7 +21,7 @@ import torch
 
 from stndt.train.config import TrainConfig
 from stndt.train.device import cpu_has_native_bf16, keep_freed_memory
-from stndt.train.search_space import split_params
+from stndt.train.search.space import split_params
 from stndt.train.stopping import epoch_cap, steps_per_epoch
 
 # TrainConfig fields that change how a job runs but not what it computes (excluded from the

@@ -13,8 +13,8 @@ from stndt.figures import FIGURES
 from stndt.members import MEMBER_FILES, VARIANTS, member_id, member_index
 from stndt.paper import ABLATION_TABLE, MAIN_TABLE, SCALING_TABLE
 from stndt.train.members import resolve_member, space_for
-from stndt.train.search import wave_of
-from stndt.train.search_space import load_search_spaces
+from stndt.train.search.space import load_search_spaces
+from stndt.train.search.waves import wave_of
 
 
 def one_of(names):
@@ -273,10 +273,14 @@ def stalled_searches():
     )
 
 
-def earlier_members(wildcards):
-    """The STNDT members of the waves before `wildcards.wave` (what the next proposals learn from)."""
+def wave_args(wildcards):
+    """params.json of every STNDT member of the waves before `wildcards.wave` (what the next proposals
+    learn from), as the propose-wave command's arguments (and so the rule's input)."""
     n = int(wildcards.wave) * CFG.datasets[wildcards.dataset].search["wave_size"]
-    return [f"{R}/{wildcards.dataset}/members/{member_id(i)}" for i in range(n)]
+    a = Args()
+    for m in map(member_id, range(n)):
+        a.file("--params", m, f"{R}/{wildcards.dataset}/members/{m}/params.json")
+    return a
 
 
 # ---- per-dataset inputs
@@ -309,29 +313,8 @@ def scored_phases(dataset):
     return PHASES if is_synthetic(dataset) else ["val"]
 
 
-def paired_sets(dataset):
-    """(set, member folder) of the paired ablation: each variant's members and the STNDT members of the
-    same ids (member i of a variant trained with STNDT member i's draw)."""
-    ds = CFG.datasets[dataset]
-    pairs = []
-    for v, p in dataset_sets(dataset):
-        if v != "stndt":
-            pairs += [(v, m) for m in set_members(dataset, p)]
-    k = max((ds.variants[v] for v in ds.variants if v != "stndt"), default=0)
-    return [("stndt", m) for m in set_members(dataset, "")[:k]] + pairs
-
-
 def has_paired(dataset):
     return len(CFG.datasets[dataset].variants) > 1
-
-
-def paired_inputs(wildcards):
-    return [
-        f"{m}/{f}"
-        for _, m in paired_sets(wildcards.dataset)
-        for f in ["rates_val.h5", "rates_test.h5"]
-        + [f"metrics_{p}.json" for p in scored_phases(wildcards.dataset)]
-    ]
 
 
 # ---- what the default target asks for: every file of the README's output contract
@@ -496,6 +479,53 @@ def baseline_args(wildcards):
                 p,
                 f"{R}/{ds}/baselines/{name}/metrics_{p}.json",
             )
+    return a
+
+
+def member_file_args(a, dataset, variant, names, members=None, set_key=()):
+    """Add `--member-file [SET] MEMBER NAME PATH` to `a` for every file `names` of every member (default:
+    all) of a dataset's variant: commands are handed each member file they read, never a folder.
+    """
+    for m in member_ids(dataset, variant) if members is None else members:
+        for name in names:
+            path = f"{R}/{dataset}/{vdir(variant)}members/{m}/{name}"
+            a.file("--member-file", *set_key, m, name, path)
+    return a
+
+
+def members_table_args(wildcards):
+    phases = scored_phases(wildcards.dataset)
+    names = ["params.json", "train_log.csv", *(f"metrics_{p}.json" for p in phases)]
+    a = Args().opt("--phases", *phases)
+    return member_file_args(a, wildcards.dataset, variant_of(wildcards.vdir), names)
+
+
+def ensemble_member_args(wildcards):
+    ds = wildcards.dataset
+    names = [f"rates_{p}.h5" for p in PHASES]
+    if CFG.datasets[ds].candidates == CHECKPOINTS:
+        names += CANDIDATE_FILES
+    return member_file_args(Args(), ds, variant_of(wildcards.vdir), names)
+
+
+def paired_args(wildcards):
+    """The paired ablation's member files: each variant's members and the STNDT members of the same ids
+    (member i of a variant trained with STNDT member i's draw)."""
+    ds = CFG.datasets[wildcards.dataset]
+    names = [f"rates_{p}.h5" for p in PHASES]
+    names += [f"metrics_{p}.json" for p in scored_phases(wildcards.dataset)]
+    k = max((ds.variants[v] for v in ds.variants if v != "stndt"), default=0)
+    a = member_file_args(
+        Args(),
+        wildcards.dataset,
+        "stndt",
+        names,
+        member_ids(wildcards.dataset)[:k],
+        ("stndt",),
+    )
+    for v in ds.variants:
+        if v != "stndt":
+            member_file_args(a, wildcards.dataset, v, names, set_key=(v,))
     return a
 
 

@@ -61,12 +61,7 @@ rule score_oracle:
 rule members_table:
     """One row per member of a member set: its hyperparameters and metrics."""
     input:
-        lambda w: [
-            f"{m}/{f}"
-            for m in set_members(w.dataset, w.vdir)
-            for f in ["params.json", "train_log.csv"]
-            + [f"metrics_{p}.json" for p in scored_phases(w.dataset)]
-        ],
+        input_of(members_table_args),
     output:
         f"{R}/{{dataset}}/{{vdir}}members.csv",
     log:
@@ -76,11 +71,9 @@ rule members_table:
     resources:
         runtime=5,
     params:
-        members=lambda w: set_members(w.dataset, w.vdir),
-        phases=lambda w: scored_phases(w.dataset),
+        args=args_of(members_table_args),
     shell:
-        "python -m stndt.cli members-table --members {params.members:q} --phases {params.phases:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        "python -m stndt.cli members-table {params.args:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule ensemble:
@@ -91,10 +84,7 @@ rule ensemble:
         table=f"{R}/{{dataset}}/{{vdir}}members.csv",
         val=f"{R}/{{dataset}}/tensors/val.h5",
         test=f"{R}/{{dataset}}/tensors/test.h5",
-        rates=lambda w: [
-            f"{m}/rates_{p}.h5" for m in set_members(w.dataset, w.vdir) for p in PHASES
-        ],
-        candidates=lambda w: set_candidate_files(w.dataset, w.vdir),
+        members=input_of(ensemble_member_args),
     output:
         json=f"{R}/{{dataset}}/{{vdir}}ensemble.json",
         curve=f"{R}/{{dataset}}/{{vdir}}ensemble_curve.csv",
@@ -111,14 +101,14 @@ rule ensemble:
         runtime=60,
         mem_mb=8000,
     params:
-        members=lambda w: set_members(w.dataset, w.vdir),
+        members=args_of(ensemble_member_args),
         rates=lambda w, output: [
             x for p, f in zip(PHASES, output.rates) for x in ("--out-rates", p, f)
         ],
         seed=CFG.seed,
         choice=lambda w: ensemble_choice(w.dataset),
     shell:
-        "OMP_NUM_THREADS={threads} python -m stndt.cli ensemble --table {input.table:q} --members {params.members:q}"
+        "OMP_NUM_THREADS={threads} python -m stndt.cli ensemble --table {input.table:q} {params.members:q}"
         " --val {input.val:q} --test {input.test:q} --out-json {output.json:q} --out-curve {output.curve:q}"
         " {params.rates:q} --seed {params.seed} {params.choice:q} > {log:q} 2>&1"
 
@@ -161,7 +151,7 @@ rule submission:
 rule paired_ablation:
     """STNDT against each variant on equal pools of the same draws, with paired bootstrap intervals."""
     input:
-        members=paired_inputs,
+        members=input_of(paired_args),
         val=f"{R}/{{dataset}}/tensors/val.h5",
         test=f"{R}/{{dataset}}/tensors/test.h5",
         truth=truth_input,
@@ -176,9 +166,7 @@ rule paired_ablation:
         runtime=30,
         mem_mb=8000,
     params:
-        members=lambda w: [
-            x for s, m in paired_sets(w.dataset) for x in ("--member", s, m)
-        ],
+        members=args_of(paired_args),
         truth=flag("truth"),
         seed=CFG.seed,
     shell:

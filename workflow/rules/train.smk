@@ -123,7 +123,7 @@ checkpoint propose_wave:
     seeded; a deterministic function of the seed and their val co-bps). Seconds of work: run locally.
     """
     input:
-        lambda w: [f"{m}/params.json" for m in earlier_members(w)],
+        input_of(wave_args),
     output:
         f"{R}/{{dataset}}/search/wave{{wave}}.json",
     log:
@@ -136,9 +136,9 @@ checkpoint propose_wave:
         runtime=10,
     params:
         space=lambda w: json.dumps(dataset_space(w.dataset), sort_keys=True),
-        members=earlier_members,
+        members=args_of(wave_args),
         seed=CFG.seed,
         wave_size=lambda w: CFG.datasets[w.dataset].search["wave_size"],
     shell:
-        "python -m stndt.cli propose-wave --space {params.space:q} --members {params.members:q} --seed {params.seed}"
+        "python -m stndt.cli propose-wave --space {params.space:q} {params.members:q} --seed {params.seed}"
         " --wave {wildcards.wave} --wave-size {params.wave_size} --out {output:q} > {log:q} 2>&1"

@@ -2,8 +2,8 @@
 
 One member (1.5M parameters, batch 64) leaves a GPU idle: kernel launches, not arithmetic, set its
 step time. `train_pack` trains K members whose shapes agree (hyperparameters may differ) as one
-computation on parameters stacked along a leading member axis (stndt.train.pack_model), and gives
-every member exactly what `train_member` gives it alone:
+computation on parameters stacked along a leading member axis (stndt.train.pack.model), and gives
+every member exactly what `train_member` (stndt.train.solo) gives it alone:
 
 * the same model, random streams and run identity (stndt.train.setup): init (the member's STNDT is
   built under its init seed, then stacked), batch order and masks (its own generators), dropout (its
@@ -11,9 +11,10 @@ every member exactly what `train_member` gives it alone:
 * its own learning rate / warm-up / cosine, weight decay, clipping, span ramp, context band,
   dropouts, contrastive schedule, validation, early stopping and best checkpoint;
 * the same step loss: stndt.model.objective's draw_inputs / score_outputs around one batched forward
-  (stndt.train.pack_loss);
-* the same bookkeeping (stndt.train.bookkeeping: validation, best checkpoint, early stopping, log rows,
-  summary and outputs) on a real STNDT holding the member's weights;
+  (stndt.train.pack.loss), and torch's AdamW / clip_grad_norm_ arithmetic per member
+  (stndt.train.pack.optim);
+* the same epoch driver (stndt.train.driver: schedule, batch order, bookkeeping, preemption, state
+  saves, outputs) with this module's step, `PackStep`, in place of the solo one;
 * outputs in its own folder with train_member's contract (best.pt, params.json, train_log.csv,
   rates_val.h5, rates_test.h5, train.log).
 
@@ -34,26 +35,25 @@ pack starts afresh.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stndt.train.bookkeeping import end_epoch, finish, fresh_state, validate_untrained
+from stndt.train.bookkeeping import fresh_state
 from stndt.train.checkpoint import STATE_FILE, fingerprint, resume_state, save_torch
-from stndt.train.data import full_counts, load_train_phases
+from stndt.train.data import load_train_phases
+from stndt.train.driver import train_epochs
 from stndt.train.inference import autocast
-from stndt.train.loop import train_member
 from stndt.train.outputs import LOG_FILE, attach_file_log, clear_outputs
-from stndt.train.pack_loss import pack_loss
-from stndt.train.pack_model import MemberRNG, PackedSTNDT, seeded_state
-from stndt.train.pack_optim import PackedAdamW, clip_grad_norms_
+from stndt.train.pack.loss import pack_loss
+from stndt.train.pack.model import MemberRNG, PackedSTNDT, seeded_state
+from stndt.train.pack.optim import PackedAdamW, clip_grad_norms_
 from stndt.train.preemption import Preemption, Terminated
-from stndt.train.schedule import lr_factor
-from stndt.train.search_space import split_params
+from stndt.train.search.space import split_params
 from stndt.train.setup import Member, build_member, member_generators, resolve_runtime, run_identity
+from stndt.train.solo import train_member
 
 log = logging.getLogger("stndt.train.pack")
 
@@ -93,7 +93,7 @@ def train_pack(
 
     Each folder gets train_member's outputs, each summary (returned in order) is train_member's, and
     each member's result is the one train_member gives it alone (bitwise on CPU). Members must agree
-    on the architecture (stndt.train.pack_model.STRUCTURAL_FIELDS) and on batch_size, device and bf16.
+    on the architecture (stndt.train.pack.model.STRUCTURAL_FIELDS) and on batch_size, device and bf16.
     The pack's resumable state is `pack_state.pt` in out_dirs[0] (kept after the end only if some
     member sets keep_state). A pack of one member is exactly train_member.
     """
@@ -186,11 +186,8 @@ def _train_packed(
     loggers: list[logging.Logger],
     preemption: Preemption,
 ) -> list[dict[str, Any]]:
-    from tqdm.auto import tqdm
-
     val, test = load_train_phases(tensors_val, tensors_test)
-    first = split_params(params_list[0], val.shapes)[2]
-    device, bf16 = resolve_runtime(first)
+    device, bf16 = resolve_runtime(split_params(params_list[0], val.shapes)[2])
     members = _build_members(val, out_dirs, params_list, loggers, device)
     run_id = fingerprint({"pack": [run_identity(m, device, bf16) for m in members]}, [tensors_val, tensors_test])
     for m in members:
@@ -203,134 +200,101 @@ def _train_packed(
             bf16,
             val.shapes,
         )
+    step = PackStep(members, run_id, pack_state_path(out_dirs), device, bf16)
+    return train_epochs(step, val, test, tensors_val, device, bf16, progress, preemption)
 
-    pack = PackedSTNDT(
-        [m.model for m in members], MemberRNG(device, [seeded_state(m.seeds["dropout"], device) for m in members])
-    )
-    optimizer = PackedAdamW(
-        pack.params, [m.train_cfg.weight_decay for m in members], [m.train_cfg.adam_eps for m in members]
-    )
-    gens = [member_generators(m.seeds, device) for m in members]
-    data = torch.from_numpy(full_counts(val)).to(device)
-    n_train = data.shape[0]
-    if n_train == 0:
-        raise ValueError(f"{tensors_val}: no training trials")
 
-    state_path = pack_state_path(out_dirs)
-    st = resume_state(state_path, run_id, loggers, fmt=PACK_STATE_FORMAT, keys=PACK_STATE_KEYS, subject="the pack")
-    active = list(range(len(members)))  # member indices still training, in pack order
-    if st is not None:
-        active = list(st["active"])
-        pack = pack.subset(active)
+class PackStep:
+    """The step of a pack (stndt.train.driver.Step): the members' weights stacked in a PackedSTNDT,
+    trained by pack_loss, clip_grad_norms_ and PackedAdamW; each member's dropout from its own state of
+    torch's global generator (MemberRNG); its state is pack_state.pt in the first member's folder."""
+
+    def __init__(self, members: list[Member], run_id: str, state_path: Path, device: torch.device, bf16: bool):
+        self.members, self.active = members, list(range(len(members)))
+        self.run_id, self.state_path, self.device, self.bf16 = run_id, state_path, device, bf16
+        self.pack = PackedSTNDT(
+            [m.model for m in members], MemberRNG(device, [seeded_state(m.seeds["dropout"], device) for m in members])
+        )
+        self.optimizer = PackedAdamW(
+            self.pack.params, [m.train_cfg.weight_decay for m in members], [m.train_cfg.adam_eps for m in members]
+        )
+        self.generators = [member_generators(m.seeds, device) for m in members]
+        self.desc = f"pack of {len(members)}"
+        self.lrs: list[float] = []
+
+    def resume(self) -> dict[str, Any]:
+        st = resume_state(
+            self.state_path,
+            self.run_id,
+            [m.log for m in self.members],
+            fmt=PACK_STATE_FORMAT,
+            keys=PACK_STATE_KEYS,
+            subject="the pack",
+        )
+        if st is None:
+            return {"epoch": 0, "elapsed_s": 0.0, "members": [fresh_state() for _ in self.members]}
+        self.active = list(st["active"])
+        self.pack = self.pack.subset(self.active)
         for name, value in st["params"].items():
-            pack.params[name] = value.to(device).requires_grad_(True)
-        pack.rng.states = list(st["dropout_rng"])
-        optimizer.rebind(pack.params, active)
-        optimizer.load_state_dict(st["optimizer"])
-        for i, g in zip(active, st["generators"]):
-            gens[i]["batch"].set_state(g["batch"])
-            gens[i]["mask"].set_state(g["mask"])
-        for m in members:
-            m.log.info("resumed pack from %s at epoch %d", state_path, st["epoch"])
-    else:
-        st = {
-            "format": PACK_STATE_FORMAT,
-            "fingerprint": run_id,
-            "epoch": 0,
-            "elapsed_s": 0.0,
-            "members": [fresh_state() for _ in members],
-        }
-    mst = st["members"]
+            self.pack.params[name] = value.to(self.device).requires_grad_(True)
+        self.pack.rng.states = list(st["dropout_rng"])
+        self.optimizer.rebind(self.pack.params, self.active)
+        self.optimizer.load_state_dict(st["optimizer"])
+        for i, g in zip(self.active, st["generators"]):
+            self.generators[i]["batch"].set_state(g["batch"])
+            self.generators[i]["mask"].set_state(g["mask"])
+        for m in self.members:
+            m.log.info("resumed pack from %s at epoch %d", self.state_path, st["epoch"])
+        return {"epoch": st["epoch"], "elapsed_s": st["elapsed_s"], "members": st["members"]}
 
-    def load_member(pos: int) -> Member:
-        m = members[active[pos]]
-        m.model.load_state_dict(pack.member_state_dict(pos))
+    def save(self, run: dict[str, Any]) -> None:
+        save_torch(
+            self.state_path,
+            {
+                "format": PACK_STATE_FORMAT,
+                "fingerprint": self.run_id,
+                **run,
+                "active": list(self.active),
+                "params": {k: v.detach().cpu() for k, v in self.pack.params.items()},
+                "optimizer": self.optimizer.state_dict(),
+                "dropout_rng": [s.cpu() for s in self.pack.rng.states],
+                "generators": [
+                    {"batch": self.generators[i]["batch"].get_state(), "mask": self.generators[i]["mask"].get_state()}
+                    for i in self.active
+                ],
+            },
+        )
+
+    def start_epoch(self, lrs: list[float]) -> None:
+        self.lrs = lrs
+        self.pack.training = True
+
+    def train_batch(self, batch: torch.Tensor, epoch: int) -> torch.Tensor:
+        members = self.members
+        with autocast(self.device, self.bf16):
+            out = pack_loss(
+                self.pack,
+                batch,
+                [members[i].obj_cfg for i in self.active],
+                epoch,
+                [self.generators[i]["mask"] for i in self.active],
+                members[0].model_cfg.n_heldin,
+                members[0].model_cfg.t_bins,
+            )
+        self.optimizer.zero_grad()
+        out["loss"].sum().backward()
+        clip_grad_norms_(self.pack.parameters(), [members[i].train_cfg.grad_clip for i in self.active])
+        self.optimizer.step(self.lrs)
+        parts = [out["loss"].detach().double(), out["masked_nll"].detach().double(), out["contrast"].detach().double()]
+        return torch.stack(parts, dim=1)
+
+    def member(self, pos: int) -> Member:
+        m = self.members[self.active[pos]]
+        m.model.load_state_dict(self.pack.member_state_dict(pos))
         return m
 
-    def save_state() -> None:
-        st["active"] = list(active)
-        st["params"] = {k: v.detach().cpu() for k, v in pack.params.items()}
-        st["optimizer"] = optimizer.state_dict()
-        st["dropout_rng"] = [s.cpu() for s in pack.rng.states]
-        st["generators"] = [
-            {"batch": gens[i]["batch"].get_state(), "mask": gens[i]["mask"].get_state()} for i in active
-        ]
-        save_torch(state_path, st)
-
-    if st["epoch"] == 0 and not mst[0]["log"]:
-        for pos in range(len(active)):  # the untrained models, so every member has a best checkpoint
-            m = load_member(pos)
-            validate_untrained(m, mst[m.index], val, device)
-    active = [i for i in active if not mst[i]["done"]]
-
-    max_epochs = max(m.train_cfg.max_epochs for m in members)
-    bar = tqdm(
-        total=max_epochs,
-        initial=st["epoch"],
-        desc=f"pack of {len(members)}",
-        disable=None if progress is None else not progress,
-        mininterval=2.0,
-        leave=False,
-    )
-    every_epochs = min(m.train_cfg.checkpoint_every_epochs for m in members)
-    every_s = min(m.train_cfg.checkpoint_every_s for m in members)
-    last_save_t, last_save_epoch = time.monotonic(), st["epoch"]
-    t_run = time.monotonic() - st["elapsed_s"]
-    bs = first.batch_size
-    while active:
-        epoch = st["epoch"]
-        cfgs = [members[i].train_cfg for i in active]
-        lrs = [
-            c.lr * lr_factor(epoch, c.warmup_epochs, c.max_epochs, mst[i].get("cooldown")) for c, i in zip(cfgs, active)
-        ]
-        pack.training = True
-        orders = torch.stack([torch.randperm(n_train, generator=gens[i]["batch"]) for i in active]).to(device)
-        sums = torch.zeros(len(active), 3, dtype=torch.float64, device=device)
-        n_batches = 0
-        for b0 in range(0, n_train, bs):
-            batch = data[orders[:, b0 : b0 + bs]]
-            with autocast(device, bf16):
-                out = pack_loss(
-                    pack,
-                    batch,
-                    [members[i].obj_cfg for i in active],
-                    epoch,
-                    [gens[i]["mask"] for i in active],
-                    members[0].model_cfg.n_heldin,
-                    members[0].model_cfg.t_bins,
-                )
-            optimizer.zero_grad()
-            out["loss"].sum().backward()
-            clip_grad_norms_(pack.parameters(), [c.grad_clip for c in cfgs])
-            optimizer.step(lrs)
-            sums += torch.stack(
-                [out["loss"].detach().double(), out["masked_nll"].detach().double(), out["contrast"].detach().double()],
-                dim=1,
-            )
-            n_batches += 1
-        st["epoch"] = epoch + 1
-        elapsed = time.monotonic() - t_run  # the pack's clock: the same for every member this epoch
-        means = (sums / n_batches).tolist()
-        for pos, i in enumerate(active):
-            ms = mst[i]
-            ms["epoch"], ms["step"] = st["epoch"], ms["step"] + n_batches
-            end_epoch(load_member(pos), ms, means[pos], lrs[pos], val, device, lambda: elapsed)  # noqa: B023 (called at once)
-        st["elapsed_s"] = elapsed
-        bar.update(1)
-        keep = [pos for pos, i in enumerate(active) if not mst[i]["done"]]
-        if keep and len(keep) < len(active):  # finished members leave the pack: they cost nothing more
-            pack = pack.subset(keep)
-            optimizer.rebind(pack.params, keep)
-        active = [active[pos] for pos in keep]
-        if active:
-            preemption.stop_if_requested(save_state, st["epoch"], state_path)
-        if active and (st["epoch"] - last_save_epoch >= every_epochs or time.monotonic() - last_save_t >= every_s):
-            save_state()
-            last_save_t, last_save_epoch = time.monotonic(), st["epoch"]
-    bar.close()
-    save_state()  # all done: a kill while writing outputs resumes straight to writing them
-
-    summaries = [finish(m, mst[m.index], val, test, device, bf16) for m in members]
-    if not any(m.train_cfg.keep_state for m in members):
-        state_path.unlink(missing_ok=True)
-    return summaries
+    def leave(self, keep: list[int]) -> None:
+        if keep:
+            self.pack = self.pack.subset(keep)
+            self.optimizer.rebind(self.pack.params, keep)
+        self.active = [self.active[pos] for pos in keep]

@@ -32,14 +32,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from stndt.members import SEARCH_METHODS, member_index
-from stndt.train.search_space import is_range, sample_params, validate_space
+from stndt.train.search.space import is_range, sample_params, validate_space
 
 #: Fewest finite completed values the GP is fitted to; fewer and a wave is the random search's draws.
 MIN_FINITE = 2
@@ -196,21 +196,21 @@ def _plain(params: Mapping[str, Any], dists: Mapping[str, Any]) -> dict[str, Any
 
 
 def completed_members(
-    member_dirs: Iterable[str | Path], space: Mapping[str, Any] | None = None
+    params_files: Mapping[str, str | Path], space: Mapping[str, Any] | None = None
 ) -> list[tuple[dict[str, Any], float]]:
-    """(params, best val co-bps) of finished members, read from each folder's params.json, in member order.
+    """(params, best val co-bps) of finished members, read from their params.json files ({member id:
+    path}, as the rule hands them over), in member order.
 
     params.json is written by stndt.train.outputs.write_member_outputs: "given" holds the params the member
     was trained with (sampled + fixed settings + variant switches + seed), "training" its summary with "val co-bps".
     With `space`, only its sampled keys are kept (the ones the search optimises); `propose_wave`
-    ignores the other keys anyway. Folders are sorted by member index (their names, e.g. m007), so the
-    order of `member_dirs` does not matter. A missing value (None) is returned as NaN.
+    ignores the other keys anyway. Members are sorted by index (m007 -> 7), so the order of
+    `params_files` does not matter. A missing value (None) is returned as NaN.
     """
-    dirs = sorted((Path(d) for d in member_dirs), key=lambda d: member_index(d.name))
     keep = sampled_names(space) if space is not None else None
     out: list[tuple[dict[str, Any], float]] = []
-    for d in dirs:
-        path = d / "params.json"
+    for member in sorted(params_files, key=member_index):
+        path = Path(params_files[member])
         if not path.exists():
             raise FileNotFoundError(f"{path}: member has no params.json (not finished?)")
         data = json.loads(path.read_text())

@@ -31,7 +31,7 @@ from stndt.train.config import TrainConfig
 RANGE_KEYS = frozenset({"low", "high", "log", "int"})
 # ModelConfig fields set from the tensors file, never from hyperparameters.
 SHAPE_FIELDS: tuple[str, ...] = ("n_heldin", "n_heldout", "t_bins", "t_forward")
-DEFAULT_SPACES_FILE = Path(__file__).resolve().parents[2] / "config" / "search_spaces.yaml"
+DEFAULT_SPACES_FILE = Path(__file__).resolve().parents[3] / "config" / "search_spaces.yaml"
 
 
 def _config_classes() -> tuple[type, type, type]:

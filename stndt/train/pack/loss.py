@@ -17,7 +17,7 @@ from torch import Tensor
 
 from stndt.model.config import ObjectiveConfig
 from stndt.model.objective import check_batch, draw_inputs, score_outputs
-from stndt.train.pack_model import PackedSTNDT
+from stndt.train.pack.model import PackedSTNDT
 
 
 def pack_loss(
