@@ -73,11 +73,14 @@ def dataset_sets(dataset):
     return [(v, vdir(v)) for v in CFG.datasets[dataset].variants]
 
 
+def member_dir(dataset, variant, member):
+    """The folder of a member of a dataset's variant: the one place a member's path is spelled."""
+    return f"{R}/{dataset}/{vdir(variant)}members/{member}"
+
+
 def set_members(dataset, prefix):
-    return [
-        f"{R}/{dataset}/{prefix}members/{m}"
-        for m in member_ids(dataset, variant_of(prefix))
-    ]
+    variant = variant_of(prefix)
+    return [member_dir(dataset, variant, m) for m in member_ids(dataset, variant)]
 
 
 def member_files(dataset, name, variants=None):
@@ -256,7 +259,7 @@ def stalled_searches():
             job_log = f"{R}/logs/train/{ds_id}/{pack_of(ds_id, '', m)}.log"
             # attempted (its job wrote a log) but not finished
             if os.path.exists(job_log) and not os.path.exists(
-                f"{R}/{ds_id}/members/{m}/params.json"
+                f"{member_dir(ds_id, 'stndt', m)}/params.json"
             ):
                 blocking[m] = job_log
         if blocking:
@@ -279,7 +282,9 @@ def wave_args(wildcards):
     n = int(wildcards.wave) * CFG.datasets[wildcards.dataset].search["wave_size"]
     a = Args()
     for m in map(member_id, range(n)):
-        a.file("--params", m, f"{R}/{wildcards.dataset}/members/{m}/params.json")
+        a.file(
+            "--params", m, f"{member_dir(wildcards.dataset, 'stndt', m)}/params.json"
+        )
     return a
 
 
@@ -469,7 +474,7 @@ def baseline_args(wildcards):
                     variant,
                     m,
                     p,
-                    f"{R}/{ds}/{prefix}members/{m}/metrics_{p}.json",
+                    f"{member_dir(ds, variant, m)}/metrics_{p}.json",
                 )
     for name in ["smoothing"] + (["oracle"] if is_synthetic(ds) else []):
         for p in phases:
@@ -488,8 +493,13 @@ def member_file_args(a, dataset, variant, names, members=None, set_key=()):
     """
     for m in member_ids(dataset, variant) if members is None else members:
         for name in names:
-            path = f"{R}/{dataset}/{vdir(variant)}members/{m}/{name}"
-            a.file("--member-file", *set_key, m, name, path)
+            a.file(
+                "--member-file",
+                *set_key,
+                m,
+                name,
+                f"{member_dir(dataset, variant, m)}/{name}",
+            )
     return a
 
 
@@ -532,7 +542,7 @@ def paired_args(wildcards):
 def checkpoint_args(a, flag, dataset, variant):
     """Add every member's best checkpoint of a dataset's variant to `a`."""
     for m in member_ids(dataset, variant):
-        a.file(flag, m, f"{R}/{dataset}/{vdir(variant)}members/{m}/best.pt")
+        a.file(flag, m, f"{member_dir(dataset, variant, m)}/best.pt")
     return a
 
 
@@ -578,10 +588,10 @@ def fig5_args(ds):
 
 def training_curves_args(ds):
     a = Args().opt("--dataset", ds)
-    for v, p in dataset_sets(ds):
+    for v in CFG.datasets[ds].variants:
         for m in member_ids(ds, v):
-            a.file("--train-log", v, m, f"{R}/{ds}/{p}members/{m}/train_log.csv")
-            a.file("--params", v, m, f"{R}/{ds}/{p}members/{m}/params.json")
+            a.file("--train-log", v, m, f"{member_dir(ds, v, m)}/train_log.csv")
+            a.file("--params", v, m, f"{member_dir(ds, v, m)}/params.json")
     return a
 
 

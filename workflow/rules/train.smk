@@ -32,7 +32,7 @@ rule train:
         gpu=TRAIN_RESOURCES["gpu"],
     params:
         hparams=pack_hparams,
-        out=lambda w: f"{R}/{w.dataset}/{w.vdir}members/{w.member}",
+        out=lambda w: member_dir(w.dataset, variant_of(w.vdir), w.member),
         truth=flag("truth"),
     shell:
         "python -m stndt.cli train --val {input.val:q} --test {input.test:q} {params.truth:q} --out {params.out:q}"
