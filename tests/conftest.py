@@ -1,7 +1,8 @@
 """Shared test helpers: run the real workflow with Snakemake on tiny configs.
 
 The tiny whole DAG is built ONCE per test session (`tiny_run`) and shared by the workflow tests and the
-SLURM test (which compares its own run against it). Its folder name holds a space and a quote, so every
+SLURM test (which compares its own run against it; that run starts in the background when the session
+begins, `slurm_background`). Its folder name holds a space and a quote, so every
 session also checks that every path reaching a shell command is quoted. Tests that change files work on
 a copy (`tiny_copy`).
 """
@@ -13,10 +14,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import slurm_harness
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,11 +45,18 @@ def write_config(path: Path, config: dict) -> Path:
 
 
 def snakemake(
-    workdir: Path, config: Path, *args: str, check: bool = True, timeout: int = 900, python: str | Path | None = None
+    workdir: Path,
+    config: Path,
+    *args: str,
+    check: bool = True,
+    timeout: int = 900,
+    python: str | Path | None = None,
+    nice: int = 0,
 ) -> subprocess.CompletedProcess:
     """Run the project's Snakefile with `config`, results relative to `workdir` (with `python` as the
-    interpreter running Snakemake, default this one)."""
+    interpreter running Snakemake, default this one; `nice`: its CPU priority and its jobs')."""
     cmd = [
+        *(["nice", "-n", str(nice)] if nice else []),
         str(python or sys.executable),
         "-m",
         "snakemake",
@@ -89,6 +100,59 @@ def tiny_run(tmp_path_factory) -> TinyRun:
     work.mkdir()
     proc = snakemake(work, TINY)
     return TinyRun(work, work / "results", proc.stdout + proc.stderr)
+
+
+# ---- scenarios built in the background
+# The long tiny-DAG scenarios of some modules train one member (or one pack) at a time, leaving one of
+# the two cores idle for most of the suite. Registered here, each starts when the session begins, at
+# the lowest CPU priority, so it takes only CPU that the tests leave idle; the tests using it run last
+# and its fixture then takes the result (`background_scenarios[name].result()`), by then mostly ready.
+BACKGROUND_NICE = 19
+_SCENARIOS: dict[str, Callable[[Path], object]] = {}
+
+
+def background_scenario(name: str):
+    """Register `build(folder)` as the background scenario behind the fixture `name` (it runs its
+    Snakemake calls with `nice=BACKGROUND_NICE`)."""
+
+    def register(build: Callable[[Path], object]) -> Callable[[Path], object]:
+        _SCENARIOS[name] = build
+        return build
+
+    return register
+
+
+def _waits_in_background(item) -> bool:
+    return bool(item.get_closest_marker("slurm") or set(getattr(item, "fixturenames", ())) & set(_SCENARIOS))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that take a background scenario or the SLURM run go last (in their order): by then those
+    runs are done, having used the CPU the other tests left idle. (Their module fixtures only take the
+    runs' results, so setting them up once more after other modules costs nothing.)"""
+    items.sort(key=_waits_in_background)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_scenarios(request, tmp_path_factory):
+    """{fixture name: Future of its scenario} for the registered scenarios this session's tests use."""
+    used = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    wanted = {name: build for name, build in _SCENARIOS.items() if name in used}
+    with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+        yield {name: pool.submit(build, tmp_path_factory.mktemp(name)) for name, build in wanted.items()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_background(request, tmp_path_factory):
+    """The SLURM test's workflow run (tests/slurm_harness.py), started when a session that holds the
+    SLURM tests begins: it mostly waits on the executor plugin's status polls, so the rest of the suite
+    runs meanwhile and tests/test_slurm.py collects it. None when no SLURM test was collected."""
+    if not any(item.get_closest_marker("slurm") for item in request.session.items):
+        yield None
+        return
+    run = slurm_harness.start(tmp_path_factory.mktemp("slurm_vs_local") / "slurm")
+    yield run
+    slurm_harness.stop(run)
 
 
 @pytest.fixture

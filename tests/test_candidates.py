@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import BACKGROUND_NICE, background_scenario, nothing_to_do, snakemake, write_config
 from conftest import TINY as TINY_CONFIG
-from conftest import nothing_to_do, snakemake, write_config
 from test_evaluate import BW, KEY, LAYOUT, make_data, mean_rates, noisy
 from tiny_tensors import (
     TINY_MEMBER,
@@ -407,18 +407,30 @@ def test_settings_are_checked_naming_the_key():
 
 
 # ------------------------------------------------------------------------------------------ workflow
-def test_tiny_dag_with_the_reference_pool(tmp_path):
+POOL_TARGETS = ("results/tiny/baselines.csv", "results/tiny/paired_ablation.csv", "results/tiny/submission.h5")
+
+
+@background_scenario("reference_pool_run")
+def _reference_pool_run(work: Path) -> Path:
     """The tiny DAG (2 STNDT members, 1 NDT) with candidates: checkpoints and max_size 2, through the
-    ensembles, baselines, paired ablation and submission: members write candidates/, ensemble.json lists
-    the checkpoint ids it chose from, and a rerun has nothing to do."""
+    ensembles, baselines, paired ablation and submission."""
     config = yaml.safe_load(TINY_CONFIG.read_text())
     config["variants"] = {"stndt": 2, "ndt": 1}
     config["evaluation"] = {"candidates": "checkpoints", "max_size": 2}
     config["training"] = {**config["training"], "max_epochs": 12, "val_every": 1}  # room for distinct bests
-    cfg = write_config(tmp_path / "config.yaml", config)
-    targets = ("results/tiny/baselines.csv", "results/tiny/paired_ablation.csv", "results/tiny/submission.h5")
-    snakemake(tmp_path, cfg, *targets)
-    ds = tmp_path / "results" / "tiny"
+    snakemake(work, write_config(work / "config.yaml", config), *POOL_TARGETS, nice=BACKGROUND_NICE)
+    return work
+
+
+@pytest.fixture(scope="module")
+def reference_pool_run(background_scenarios) -> Path:
+    return background_scenarios["reference_pool_run"].result()
+
+
+def test_tiny_dag_with_the_reference_pool(reference_pool_run: Path):
+    """Members write candidates/, ensemble.json lists the checkpoint ids it chose from, and a rerun has
+    nothing to do."""
+    ds = reference_pool_run / "results" / "tiny"
     for m in ("m000", "m001"):
         info = json.loads((ds / "members" / m / CANDIDATES_DIR / CANDIDATES_JSON).read_text())
         assert set(info["criteria"]) <= set(EXTRA_CRITERIA) and info["format"] == CANDIDATES_FORMAT
@@ -436,4 +448,4 @@ def test_tiny_dag_with_the_reference_pool(tmp_path):
     assert len(pd.read_csv(ds / "ensemble_curve.csv")) == 2
     baselines = pd.read_csv(ds / "baselines.csv")
     assert {"stndt_ensemble", "stndt_single", "ndt_ensemble"} <= set(baselines["method"])
-    assert nothing_to_do(snakemake(tmp_path, cfg, *targets, "-n"))
+    assert nothing_to_do(snakemake(reference_pool_run, reference_pool_run / "config.yaml", *POOL_TARGETS, "-n"))

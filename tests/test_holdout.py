@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import TINY, snakemake, write_config
+from conftest import BACKGROUND_NICE, TINY, background_scenario, snakemake, write_config
 
 from stndt.datasets import CO_BPS
 from stndt.evaluate.holdout import HOLDOUT_KEY, holdout_trials, selection_trials
@@ -67,8 +69,8 @@ def _perturb_holdout_spikes(val_h5, seed: int = 1) -> np.ndarray:
     return idx
 
 
-@pytest.fixture(scope="module")
-def twin_runs(tmp_path_factory):
+@background_scenario("twin_runs")
+def _twin_runs(base: Path) -> list[Path]:
     """The tiny DAG (2 STNDT members, a Bayesian search in waves of 1, a holdout of 0.25) to the
     baselines, and a copy of it made once the tensors are built, with the holdout trials' spikes then
     replaced, to the ensemble's val score (what the copy is compared on)."""
@@ -76,17 +78,31 @@ def twin_runs(tmp_path_factory):
     config["variants"] = {"stndt": 2}
     config["search"] = {"method": "bayes", "wave_size": 1}
     config["evaluation"] = {"holdout": 0.25}
-    a = tmp_path_factory.mktemp("holdout") / "a"
+    a = base / "a"
     a.mkdir()
     cfg = write_config(a / "config.yaml", config)
-    snakemake(a, cfg, "results/tiny/tensors/val.h5", "results/tiny/tensors/test.h5")
+    snakemake(a, cfg, "results/tiny/tensors/val.h5", "results/tiny/tensors/test.h5", nice=BACKGROUND_NICE)
     # b: the same data (a copy, with Snakemake's records), then the holdout trials' spikes replaced
     b = a.parent / "b"
     shutil.copytree(a, b, symlinks=True)
     _perturb_holdout_spikes(b / "results" / "tiny" / "tensors" / "val.h5")
-    snakemake(a, cfg, "results/tiny/baselines.csv")
-    snakemake(b, b / "config.yaml", "results/tiny/ensemble/metrics_val.json")  # all that b is compared on
+    # The twins at once (a search in waves of one member keeps one core busy each); b only up to what it
+    # is compared on.
+    with ThreadPoolExecutor(2) as pool:
+        twins = [
+            pool.submit(snakemake, a, cfg, "results/tiny/baselines.csv", nice=BACKGROUND_NICE),
+            pool.submit(
+                snakemake, b, b / "config.yaml", "results/tiny/ensemble/metrics_val.json", nice=BACKGROUND_NICE
+            ),
+        ]
+        for twin in twins:
+            twin.result()
     return [a / "results" / "tiny", b / "results" / "tiny"]
+
+
+@pytest.fixture(scope="module")
+def twin_runs(background_scenarios) -> list[Path]:
+    return background_scenarios["twin_runs"].result()
 
 
 def test_no_selection_step_reads_the_holdout_trials(twin_runs):

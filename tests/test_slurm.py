@@ -4,9 +4,10 @@ Why: the SLURM profile and executor plugin are part of the deliverable; a mocked
 catch a job that fails on the node (wrong PATH, wrong resources, sacct hangs). tests/slurm/cluster.sh
 starts munged + slurmctld + slurmd here in a few seconds, so this runs in CI every time.
 
-The module runs the workflow on the tiny config through `--executor slurm --profile tests/slurm/profile`
-and compares it with the session's local run of the same config (conftest.tiny_run, built once and
-shared with the workflow tests), in separate directories, and checks
+The workflow runs on the tiny config through `--executor slurm --profile tests/slurm/profile`, started
+in the background when the session begins (tests/slurm_harness.py: the run waits on the plugin's status
+polls far more than it computes), and this module compares it with the session's local run of the same
+config (conftest.tiny_run, built once and shared with the workflow tests), in separate directories:
 1. both runs completed;
 2. every non-local job of the SLURM run is a COMPLETED job in `scontrol show jobs` (kept for MinJobAge)
    whose working directory is the run's, one per job, with its per-job SLURM log: this cannot pass
@@ -22,32 +23,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from slurm_harness import BackgroundRun, Run, finish, scontrol_jobs
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parents[1]
-CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
-TEST_PROFILE = REPO / "tests" / "slurm" / "profile"
-SNAKEFILE = Path(os.environ.get("STNDT_SLURM_TEST_SNAKEFILE", REPO / "workflow" / "Snakefile"))
-TINY_CONFIG = Path(os.environ.get("STNDT_SLURM_TEST_CONFIG", REPO / ".test" / "config.yaml"))
-# The venv running pytest is the one whose snakemake (and `stndt` CLI) the jobs must use.
-VENV_BIN = Path(sys.executable).parent
-CLUSTER_PREREQ_MISSING = 3  # cluster.sh's exit code when binaries/root are missing
-RUN_TIMEOUT_S = 900
 # Floats equal up to this: both runs use the same seeds and thread counts, so they are expected to be
 # bit-identical; the tolerance only absorbs last-bit reduction-order noise, not a real difference.
 RTOL, ATOL = 1e-6, 1e-9
@@ -59,121 +46,20 @@ COMPARED_SUFFIXES = {".csv", ".json", ".h5", ".hdf5"}
 SKIPPED_DIRS = {"logs", "benchmarks"}
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def _cluster(cmd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(CLUSTER_SH), cmd], capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
-def slurm_cluster():
-    """A running local cluster for this module; stopped afterwards unless it was already running."""
-    if not TINY_CONFIG.is_file():
-        pytest.fail(f"tiny workflow config {TINY_CONFIG} does not exist (the SLURM test runs the workflow on it)")
-    was_running = _cluster("status").returncode == 0
-    started = _cluster("start")
-    if started.returncode != 0:
-        reason = f"local SLURM cluster could not be started (cluster.sh start, rc={started.returncode}): " + (
-            started.stderr.strip() or started.stdout.strip()
-        )
-        if started.returncode == CLUSTER_PREREQ_MISSING and not _in_ci():
-            pytest.skip(reason)
-        pytest.fail(reason + ("  [CI=true: a cluster that does not start is a failure]" if _in_ci() else ""))
-    yield
-    if not was_running:
-        stopped = _cluster("stop")
-        assert stopped.returncode == 0, f"cluster.sh stop failed: {stopped.stderr}"
-
-
-@dataclass
-class Run:
-    """One finished workflow run: its working directory, results directory and combined log."""
-
-    workdir: Path
-    results: Path
-    returncode: int
-    log: str
-
-
-def _snakemake_cmd(workdir: Path, extra: list[str]) -> list[str]:
-    return [
-        str(VENV_BIN / "snakemake"),
-        "--snakefile", str(SNAKEFILE),
-        "--configfile", str(TINY_CONFIG),
-        "--directory", str(workdir),
-        "--nocolor",
-        *extra,
-    ]  # fmt: skip
-
-
-def _start(workdir: Path, extra: list[str]) -> tuple[subprocess.Popen, Path, Path]:
-    results = workdir / "results"
-    workdir.mkdir(parents=True)
-    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    # sbatch --export=ALL hands this environment (the venv's PATH) to the jobs on the node.
-    logfile = workdir.parent / f"{workdir.name}.log"
-    proc = subprocess.Popen(
-        _snakemake_cmd(workdir, extra),
-        cwd=REPO,
-        env=env,
-        stdout=logfile.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # so a hung run can be killed with everything it started
-    )
-    return proc, results, logfile
-
-
-def _wait(proc: subprocess.Popen, workdir: Path, results: Path, logfile: Path, deadline: float) -> Run:
-    try:
-        rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        # snakemake may ignore SIGTERM while waiting on the cluster: escalate to SIGKILL.
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        rc = -999
-    return Run(workdir, results, rc, logfile.read_text(errors="replace"))
-
-
-def _cancel_jobs_in(workdir: Path) -> None:
-    """scancel any SLURM job of ours still queued/running (only after a failed or killed run)."""
-    for job in scontrol_jobs():
-        if Path(job.get("WorkDir", "")) == workdir and job.get("JobState") in {"PENDING", "RUNNING"}:
-            subprocess.run(["scancel", job["JobId"]], check=False)
-
-
-@pytest.fixture(scope="module")
-def runs(slurm_cluster, tiny_run, tmp_path_factory) -> dict[str, Run]:
-    """The session's local run of the tiny config, and the same config run through SLURM."""
-    base = tmp_path_factory.mktemp("slurm_vs_local")
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    proc, results, log = _start(base / "slurm", ["--executor", "slurm", "--profile", str(TEST_PROFILE)])
-    slurm = _wait(proc, base / "slurm", results, log, deadline)
-    if slurm.returncode != 0:
-        _cancel_jobs_in(base / "slurm")
+def runs(slurm_background: BackgroundRun | None, tiny_run) -> dict[str, Run]:
+    """The session's local run of the tiny config, and the same config run through SLURM (started in
+    the background when the session began: conftest.slurm_background)."""
+    assert slurm_background is not None, "conftest did not start the SLURM run for this session's SLURM tests"
+    if slurm_background.problem:
+        if slurm_background.skip:
+            pytest.skip(slurm_background.problem)
+        pytest.fail(slurm_background.problem)
+    slurm = finish(slurm_background)
     return {"local": Run(tiny_run.workdir, tiny_run.results, 0, tiny_run.log), "slurm": slurm}
 
 
 # ----------------------------------------------------------------------------- parsing helpers
-
-
-def scontrol_jobs() -> list[dict[str, str]]:
-    """Every job slurmctld still remembers, as KEY=VALUE dicts (`scontrol show jobs -o`, one per line)."""
-    out = subprocess.run(["scontrol", "show", "jobs", "-o"], capture_output=True, text=True, check=True).stdout
-    jobs = []
-    for line in out.splitlines():
-        if not line.strip() or line.startswith("No jobs"):
-            continue
-        # Keys look like JobId, Socks/Node, NtasksPerN:B:S:C; values may hold '=' (TRES=cpu=1,mem=1G)
-        # but never ' KEY=' for the fields read here (JobId, JobState, Comment, WorkDir).
-        pairs = re.findall(r"([\w/:]+)=(.*?)(?= [\w/:]+=|$)", line.strip())
-        jobs.append({key: value.strip() for key, value in pairs})
-    return jobs
 
 
 def job_stats(log: str) -> Counter:

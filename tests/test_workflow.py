@@ -16,7 +16,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import LOCAL_ENV, PACKED_BAYES, ROOT, TINY, TinyRun, nothing_to_do, snakemake, write_config
+from conftest import (
+    BACKGROUND_NICE,
+    LOCAL_ENV,
+    PACKED_BAYES,
+    ROOT,
+    TINY,
+    TinyRun,
+    background_scenario,
+    nothing_to_do,
+    snakemake,
+    write_config,
+)
 
 from stndt.datasets import CO_BPS, METRICS
 from stndt.figures import FIGURES
@@ -253,13 +264,18 @@ def test_bad_training_settings_fail_the_dry_run_naming_the_key(tmp_path: Path):
 PACKED_TARGETS = ("results/tiny/members.csv", "results/tiny/variants/ndt/members.csv")
 
 
-@pytest.fixture(scope="module")
-def packed_bayes_run(tmp_path_factory) -> TinyRun:
+@background_scenario("packed_bayes_run")
+def _packed_bayes_run(work: Path) -> TinyRun:
     """The tiny DAG with packs of 2 members per training job and a Bayesian search in waves of 2."""
-    work = tmp_path_factory.mktemp("packed")
     cfg = write_config(work / "config.yaml", yaml.safe_load(PACKED_BAYES.read_text()))
-    proc = snakemake(work, cfg, *PACKED_TARGETS)  # training and the members tables: what packing changes
+    # training and the members tables: what packing changes
+    proc = snakemake(work, cfg, *PACKED_TARGETS, nice=BACKGROUND_NICE)
     return TinyRun(work, work / "results", proc.stdout + proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def packed_bayes_run(background_scenarios) -> TinyRun:
+    return background_scenarios["packed_bayes_run"].result()
 
 
 def test_packs_train_several_members_per_job_with_member_level_outputs(packed_bayes_run: TinyRun):
