@@ -60,7 +60,6 @@ class BackgroundRun:
     problem: str = ""
     skip: bool = False
     cluster_was_running: bool = True
-    result: Run | None = None
 
 
 def scontrol_jobs() -> list[dict[str, str]]:
@@ -138,18 +137,16 @@ def cancel_jobs_in(workdir: Path) -> None:
 
 
 def finish(run: BackgroundRun) -> Run:
-    """Wait for the run (killing it at its deadline); the same Run however often it is asked."""
-    if run.result is None:
-        assert run.proc is not None and run.logfile is not None, run.problem
-        try:
-            rc = run.proc.wait(timeout=max(1.0, run.deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _kill(run.proc)
-            rc = -999
-        if rc != 0:
-            cancel_jobs_in(run.workdir)
-        run.result = Run(run.workdir, run.workdir / "results", rc, run.logfile.read_text(errors="replace"))
-    return run.result
+    """Wait for the run, killing it (and its SLURM jobs) at its deadline."""
+    assert run.proc is not None and run.logfile is not None, run.problem
+    try:
+        rc = run.proc.wait(timeout=max(1.0, run.deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        _kill(run.proc)
+        rc = -999
+    if rc != 0:
+        cancel_jobs_in(run.workdir)
+    return Run(run.workdir, run.workdir / "results", rc, run.logfile.read_text(errors="replace"))
 
 
 def stop(run: BackgroundRun) -> None:
