@@ -25,7 +25,8 @@ Generated from the workflow (`config/paper.yaml`) by `.venv/bin/python tests/tes
 The default run replaces `download` with `synthesize`, adds `truth` and `score_oracle`, and trains with
 `train` (its ensemble ranks each member's best checkpoint, not the reference's checkpoint pool); with
 `training.pack` > 1, `train_pack` trains the packs and `member` links each member's files out of its pack.
-`evalai_submission` runs only when asked for.
+Each rule of a member set makes STNDT's set (`{dataset}/`); its `_variant` twin, the same command, makes
+another variant's (`{dataset}/variants/{variant}/`). `evalai_submission` runs only when asked for.
 
 """
 

@@ -55,10 +55,11 @@ def test_training_plan_multiplies_members_steps_epochs_and_step_time():
 def test_job_counts_are_snakemakes_own(monkeypatch):
     monkeypatch.setenv("PATH", LOCAL_ENV["PATH"])  # no 10 s wait on an absent SLURM controller (conftest)
     counts = job_counts(TINY)
-    # tiny: 2 members of each of 3 variants, one dataset
-    assert counts["train"] == 6 and counts["ensemble"] == 3 and counts["synthesize"] == 1 and counts["all"] == 1
+    # tiny: 2 members of each of 3 variants, one dataset; STNDT's set by `train`, the others' by its twin
+    assert counts["train"] == 2 and counts["train_variant"] == 4 and counts["synthesize"] == 1
+    assert counts["ensemble"] == 1 and counts["ensemble_variant"] == 2 and counts["all"] == 1
     # one member per job: the training job writes the member folder, no link job
-    assert "member" not in counts and "train_pack" not in counts
+    assert not {"member", "member_variant", "train_pack", "train_pack_variant"} & set(counts)
 
 
 def test_measured_step_time_is_positive_and_small_for_the_tiny_model():

@@ -12,10 +12,19 @@ import yaml
 from conftest import ROOT, snakemake
 
 GPU_PARTITION, CPU_PARTITION = "gpu_part", "cpu_part"
-# The training rules (one member per job, the same with the checkpoint pool, a pack): the GPU work.
-TRAIN_RULES = {"train", "train_candidates", "train_pack"}
+# The training rules (one member per job, the same with the checkpoint pool, a pack), each with its
+# `_variant` twin for the member sets of the other variants: the GPU work.
+TRAIN_RULES = {r + twin for r in ("train", "train_candidates", "train_pack") for twin in ("", "_variant")}
 # Rules whose jobs do real work: never on the login node.
-COMPUTE_RULES = TRAIN_RULES | {"score", "score_oracle", "ensemble", "smoothing", "tensors", "neuron_dropping"}
+COMPUTE_RULES = TRAIN_RULES | {
+    "score",
+    "score_oracle",
+    "ensemble",
+    "ensemble_variant",
+    "smoothing",
+    "tensors",
+    "neuron_dropping",
+}
 
 
 def _user_profile(tmp_path: Path) -> Path:
@@ -81,7 +90,7 @@ def paper_plan(tmp_path_factory) -> list[dict]:
 def test_every_gpu_job_goes_to_the_gpu_partition_with_runtime_and_memory(paper_plan):
     gpu_jobs = [j for j in paper_plan if int(j["resources"].get("gpu", 0) or 0) > 0]
     # config/paper.yaml: one member per job, ranking the checkpoint pool
-    assert gpu_jobs and {j["rule"] for j in gpu_jobs} == {"train_candidates"}
+    assert gpu_jobs and {j["rule"] for j in gpu_jobs} == {"train_candidates", "train_candidates_variant"}
     for job in gpu_jobs:
         res = job["resources"]
         assert res.get("slurm_partition") == GPU_PARTITION, job
@@ -93,13 +102,15 @@ def test_every_variant_trains_on_the_gpu_partition(paper_plan):
     train = [j for j in paper_plan if j["rule"] in TRAIN_RULES]
     # 7 datasets x (120 STNDT + 20 NDT + 20 no-contrast) members, one job each and nothing else per member:
     # the training job writes the member's folder (no `member` link jobs at training.pack: 1)
-    assert len(train) == 7 * 160 and not [j for j in paper_plan if j["rule"] in {"member", "member_candidates"}]
+    links = {r + twin for r in ("member", "member_candidates") for twin in ("", "_variant")}
+    assert len(train) == 7 * 160 and not [j for j in paper_plan if j["rule"] in links]
+    assert len([j for j in train if j["rule"].endswith("_variant")]) == 7 * 40
     assert all(j["resources"].get("slurm_partition") == GPU_PARTITION for j in train)
 
 
-def test_the_three_training_rules_share_the_profiles_train_entry(tmp_path: Path):
-    """A pack (train_pack) or a default-pool member (train) lands where paper.yaml's members do: the
-    profile gives every training rule the resources and threads of its `train` entry."""
+def test_the_six_training_rules_share_the_profiles_train_entry(tmp_path: Path):
+    """A pack (train_pack) or a default-pool member (train) of any variant lands where paper.yaml's
+    members do: the profile gives every training rule the resources and threads of its `train` entry."""
     cfg = yaml.safe_load((_user_profile(tmp_path) / "config.v8+.yaml").read_text())
     for section in ("set-resources", "set-threads"):
         assert set(cfg[section]) >= TRAIN_RULES, section

@@ -40,27 +40,39 @@ ALL_DATASETS = list(CFG.datasets)
 SYNTHETIC = CFG.by_source("synthetic")
 
 
-# ---- member sets: the STNDT members of a dataset live in {dataset}/, a variant's in {dataset}/variants/{v}/
+# ---- member sets: the STNDT members of a dataset live in {dataset}/, another variant's in
+# {dataset}/variants/{variant}/ (the README's output contract). One rule cannot make both paths, so each
+# rule of a member set has a `_variant` twin (`use rule ... with:` the twin's paths, the same command)
+# whose paths carry the `{variant}` wildcard; STNDT's rules have none.
+
+OTHER_VARIANTS = [v for v in VARIANTS if v != "stndt"]
 
 
-def vdir(variant):
-    """Folder prefix of a variant's member set inside its dataset folder ('' for STNDT)."""
-    return "" if variant == "stndt" else f"variants/{variant}/"
+def set_rel(dataset, variant="stndt"):
+    """A member set's folder below the results folder (and below each stage's log folder): the one place
+    the layout is spelled."""
+    return "/".join([dataset, *([] if variant == "stndt" else ["variants", variant])])
 
 
-def variant_of(prefix):
-    """The variant whose member set lives under `prefix` (inverse of vdir)."""
-    return prefix[len("variants") + 1 : -1] if prefix else "stndt"
+def set_dir(dataset, variant="stndt"):
+    return f"{R}/{set_rel(dataset, variant)}"
 
 
-VDIR = "|".join(["", *(re.escape(vdir(v)) for v in VARIANTS if v != "stndt")])
+# the two layouts as rule path patterns: a set rule uses STNDT_SET, its `_variant` twin VARIANT_SET
+STNDT_SET = set_rel("{dataset}")
+VARIANT_SET = set_rel("{dataset}", "{variant}")
+
+
+def variant_in(wildcards):
+    """The variant of a set rule's job: its `{variant}` wildcard, or STNDT for a rule without one."""
+    return wildcards.get("variant", "stndt")
 
 
 wildcard_constraints:
     dataset=one_of(ALL_DATASETS),
     phase=one_of(PHASES),
     member=r"m\d\d\d+",
-    vdir=f"({VDIR})",
+    variant=one_of(OTHER_VARIANTS),
     pack=r"m\d\d\d+(-m\d\d\d+)?",
 
 
@@ -68,18 +80,12 @@ def member_ids(dataset, variant="stndt"):
     return [member_id(i) for i in range(CFG.datasets[dataset].variants.get(variant, 0))]
 
 
-def dataset_sets(dataset):
-    """(variant, folder prefix) of every member set of a dataset."""
-    return [(v, vdir(v)) for v in CFG.datasets[dataset].variants]
-
-
 def member_dir(dataset, variant, member):
     """The folder of a member of a dataset's variant: the one place a member's path is spelled."""
-    return f"{R}/{dataset}/{vdir(variant)}members/{member}"
+    return f"{set_dir(dataset, variant)}/members/{member}"
 
 
-def set_members(dataset, prefix):
-    variant = variant_of(prefix)
+def set_members(dataset, variant):
     return [member_dir(dataset, variant, m) for m in member_ids(dataset, variant)]
 
 
@@ -87,15 +93,15 @@ def member_files(dataset, name, variants=None):
     """A file of every member of a dataset's sets (all sets, or the named variants)."""
     return [
         f"{m}/{name}"
-        for v, p in dataset_sets(dataset)
+        for v in CFG.datasets[dataset].variants
         if variants is None or v in variants
-        for m in set_members(dataset, p)
+        for m in set_members(dataset, v)
     ]
 
 
 def set_files(dataset, name):
     """A file of every member set of a dataset (STNDT and each variant)."""
-    return [f"{R}/{dataset}/{p}{name}" for _, p in dataset_sets(dataset)]
+    return [f"{set_dir(dataset, v)}/{name}" for v in CFG.datasets[dataset].variants]
 
 
 @functools.cache
@@ -126,23 +132,42 @@ def pack_members(pack):
     ]
 
 
-def pack_of(dataset, prefix, member):
+def pack_of(dataset, variant, member):
     """The pack (training.pack consecutive members of one variant; never across a Bayesian wave, as the
     config check guarantees) that trains `member`."""
     k = CFG.datasets[dataset].pack
-    n = CFG.datasets[dataset].variants[variant_of(prefix)]
+    n = CFG.datasets[dataset].variants[variant]
     start = member_index(member) // k * k
     end = min(start + k, n) - 1
     return member_id(start) if end == start else f"{member_id(start)}-{member_id(end)}"
 
 
-def set_packs(dataset, prefix):
+def in_set(name):
+    """Input function: the file `name` of the job's member set."""
+    return (
+        lambda wildcards: f"{set_dir(wildcards.dataset, variant_in(wildcards))}/{name}"
+    )
+
+
+def pack_json(wildcards):
+    """The summary of the pack that trained a member job's member: the input of the rules that link the
+    member's files out of the pack."""
+    v = variant_in(wildcards)
+    pack = pack_of(wildcards.dataset, v, wildcards.member)
+    return f"{set_dir(wildcards.dataset, v)}/packs/{pack}/pack.json"
+
+
+def pack_dirs(wildcards):
+    """The folders a pack job trains its members in (inside the pack's folder)."""
+    pack = f"{set_dir(wildcards.dataset, variant_in(wildcards))}/packs/{wildcards.pack}"
+    return [f"{pack}/{m}" for m in pack_members(wildcards.pack)]
+
+
+def set_packs(dataset, variant):
     """The packs of a member set (none for a solo dataset: its members are their own jobs)."""
     if CFG.datasets[dataset].pack == 1:
         return []
-    return sorted(
-        {pack_of(dataset, prefix, m) for m in member_ids(dataset, variant_of(prefix))}
-    )
+    return sorted({pack_of(dataset, variant, m) for m in member_ids(dataset, variant)})
 
 
 def solo_datasets(candidates):
@@ -204,7 +229,7 @@ def pack_hparams(wildcards):
             dataset_space(wildcards.dataset),
             CFG.seed,
             member_index(m),
-            variant_of(wildcards.vdir),
+            variant_in(wildcards),
             member_training(ds),
             proposals.get(m),
         )
@@ -256,7 +281,9 @@ def stalled_searches():
         blocking = {}
         for i in range(min(last * ds.search["wave_size"], ds.members)):
             m = member_id(i)
-            job_log = f"{R}/logs/train/{ds_id}/{pack_of(ds_id, '', m)}.log"
+            job_log = (
+                f"{R}/logs/train/{set_rel(ds_id)}/{pack_of(ds_id, 'stndt', m)}.log"
+            )
             # attempted (its job wrote a log) but not finished
             if os.path.exists(job_log) and not os.path.exists(
                 f"{member_dir(ds_id, 'stndt', m)}/params.json"
@@ -333,11 +360,11 @@ MEMBER_FILES = list(MEMBER_FILES)
 CANDIDATE_FILES = [f"{CANDIDATES_DIR}/{f}" for f in candidate_files(PHASES)]
 
 
-def set_candidate_files(dataset, prefix):
+def set_candidate_files(dataset, variant):
     """The extra candidates' files of a member set (none unless its dataset ranks the reference's pool)."""
     if CFG.datasets[dataset].candidates != CHECKPOINTS:
         return []
-    return [f"{m}/{f}" for m in set_members(dataset, prefix) for f in CANDIDATE_FILES]
+    return [f"{m}/{f}" for m in set_members(dataset, variant) for f in CANDIDATE_FILES]
 
 
 def ensemble_choice(dataset):
@@ -360,15 +387,15 @@ def data_outputs():
 
 def member_outputs(ds):
     out = [
-        f"{R}/{ds}/{p}packs/{k}/pack.json"
-        for _, p in dataset_sets(ds)
-        for k in set_packs(ds, p)
+        f"{set_dir(ds, v)}/packs/{k}/pack.json"
+        for v in CFG.datasets[ds].variants
+        for k in set_packs(ds, v)
     ]
     out += [f for name in MEMBER_FILES for f in member_files(ds, name)]
     out += [
         f for p in scored_phases(ds)[1:] for f in member_files(ds, f"metrics_{p}.json")
     ]
-    out += [f for _, p in dataset_sets(ds) for f in set_candidate_files(ds, p)]
+    out += [f for v in CFG.datasets[ds].variants for f in set_candidate_files(ds, v)]
     out += bayes_waves(ds)
     return out
 
@@ -458,14 +485,14 @@ def baseline_args(wildcards):
     ds = wildcards.dataset
     phases = scored_phases(ds)
     a = Args().opt("--phases", *phases)
-    for variant, prefix in dataset_sets(ds):
-        a.file("--ranking", variant, f"{R}/{ds}/{prefix}ensemble.json")
+    for variant in CFG.datasets[ds].variants:
+        a.file("--ranking", variant, f"{set_dir(ds, variant)}/ensemble.json")
         for p in phases:
             a.file(
                 "--ensemble-metrics",
                 variant,
                 p,
-                f"{R}/{ds}/{prefix}ensemble/metrics_{p}.json",
+                f"{set_dir(ds, variant)}/ensemble/metrics_{p}.json",
             )
             # the best single member of each set is one of these
             for m in member_ids(ds, variant):
@@ -507,7 +534,7 @@ def members_table_args(wildcards):
     phases = scored_phases(wildcards.dataset)
     names = ["params.json", "train_log.csv", *(f"metrics_{p}.json" for p in phases)]
     a = Args().opt("--phases", *phases)
-    return member_file_args(a, wildcards.dataset, variant_of(wildcards.vdir), names)
+    return member_file_args(a, wildcards.dataset, variant_in(wildcards), names)
 
 
 def ensemble_member_args(wildcards):
@@ -515,7 +542,7 @@ def ensemble_member_args(wildcards):
     names = [f"rates_{p}.h5" for p in PHASES]
     if CFG.datasets[ds].candidates == CHECKPOINTS:
         names += CANDIDATE_FILES
-    return member_file_args(Args(), ds, variant_of(wildcards.vdir), names)
+    return member_file_args(Args(), ds, variant_in(wildcards), names)
 
 
 def paired_args(wildcards):
@@ -549,11 +576,11 @@ def checkpoint_args(a, flag, dataset, variant):
 def dropping_args(wildcards):
     ds = wildcards.dataset
     a = Args().file("--tensors", f"{R}/{ds}/tensors/val.h5")
-    a.file("--stndt-ensemble", f"{R}/{ds}/ensemble.json")
+    a.file("--stndt-ensemble", f"{set_dir(ds)}/ensemble.json")
     checkpoint_args(a, "--stndt-checkpoint", ds, "stndt")
     # Fig. 5 compares with NDT fed the same dropped inputs
     if "ndt" in CFG.datasets[ds].variants:
-        a.file("--ndt-ensemble", f"{R}/{ds}/{vdir('ndt')}ensemble.json")
+        a.file("--ndt-ensemble", f"{set_dir(ds, 'ndt')}/ensemble.json")
         checkpoint_args(a, "--ndt-checkpoint", ds, "ndt")
     return a
 
@@ -561,15 +588,15 @@ def dropping_args(wildcards):
 # ---- each figure's command arguments (paper.smk FIGURE_ARGS), every file it reads marked
 def fig2_args(ds):
     a = Args()
-    for v, p in dataset_sets(ds):
-        a.file("--members-csv", v, f"{R}/{ds}/{p}members.csv")
+    for v in CFG.datasets[ds].variants:
+        a.file("--members-csv", v, f"{set_dir(ds, v)}/members.csv")
     return a
 
 
 def fig3_args(ds):
-    a = Args().opt("--dataset", ds).file("--curve", f"{R}/{ds}/ensemble_curve.csv")
-    a.file("--ensemble", f"{R}/{ds}/ensemble.json")
-    a.file("--rates", f"{R}/{ds}/ensemble/rates_val.h5")
+    a = Args().opt("--dataset", ds).file("--curve", f"{set_dir(ds)}/ensemble_curve.csv")
+    a.file("--ensemble", f"{set_dir(ds)}/ensemble.json")
+    a.file("--rates", f"{set_dir(ds)}/ensemble/rates_val.h5")
     a.file("--tensors", f"{R}/{ds}/tensors/val.h5")
     for t in truth_files(ds):
         a.file("--truth", t)
@@ -577,7 +604,7 @@ def fig3_args(ds):
 
 
 def fig4_args(ds):
-    a = Args().opt("--dataset", ds).file("--ensemble", f"{R}/{ds}/ensemble.json")
+    a = Args().opt("--dataset", ds).file("--ensemble", f"{set_dir(ds)}/ensemble.json")
     a.file("--tensors", f"{R}/{ds}/tensors/val.h5")
     return checkpoint_args(a, "--checkpoint", ds, "stndt")
 

@@ -3,12 +3,27 @@
 # test phase where its targets are known) as cluster jobs.
 
 
-SCORED = rf"({VDIR})ensemble|baselines/smoothing|({VDIR})members/m\d\d\d+"
+def scored_in_set(variant):
+    """What `score` scores in a member set, as a regex relative to the dataset's folder: the set's
+    ensemble and its members (their test phase)."""
+    inside = os.path.relpath(set_rel("d", variant), "d")  # '.' for STNDT
+    prefix = "" if inside == "." else re.escape(inside) + "/"
+    return rf"{prefix}(ensemble|members/m\d\d\d+)"
+
+
+SCORED = "|".join(["baselines/smoothing", *map(scored_in_set, VARIANTS)])
 
 
 # A member's metrics_val.json comes from its training job (directly, or via `member` from its pack); `score`
 # makes only its metrics_test.json.
-ruleorder: member > train > train_candidates > score
+ruleorder:
+    member
+    > member_variant
+    > train
+    > train_variant
+    > train_candidates
+    > train_candidates_variant
+    > score
 
 
 rule score:
@@ -63,9 +78,9 @@ rule members_table:
     input:
         input_of(members_table_args),
     output:
-        f"{R}/{{dataset}}/{{vdir}}members.csv",
+        f"{R}/{STNDT_SET}/members.csv",
     log:
-        f"{R}/logs/members_table/{{dataset}}/{{vdir}}members.log",
+        f"{R}/logs/members_table/{STNDT_SET}/members.log",
     conda:
         CONDA_ENV
     resources:
@@ -76,24 +91,28 @@ rule members_table:
         "python -m stndt.cli members-table {params.args:q} --out {output:q} > {log:q} 2>&1"
 
 
+use rule members_table as members_table_variant with:
+    output:
+        f"{R}/{VARIANT_SET}/members.csv",
+    log:
+        f"{R}/logs/members_table/{VARIANT_SET}/members.log",
+
+
 rule ensemble:
     """Rank a member set's candidates (each member's best val co-bps checkpoint, or with evaluation.candidates
     'checkpoints' also its extra best checkpoints) by val co-bps, average the top N for every N up to
     evaluation.max_size, choose N (plus an honest split)."""
     input:
-        table=f"{R}/{{dataset}}/{{vdir}}members.csv",
+        table=in_set("members.csv"),
         val=f"{R}/{{dataset}}/tensors/val.h5",
         test=f"{R}/{{dataset}}/tensors/test.h5",
         members=input_of(ensemble_member_args),
     output:
-        json=f"{R}/{{dataset}}/{{vdir}}ensemble.json",
-        curve=f"{R}/{{dataset}}/{{vdir}}ensemble_curve.csv",
-        rates=expand(
-            f"{R}/{{{{dataset}}}}/{{{{vdir}}}}ensemble/rates_{{phase}}.h5",
-            phase=PHASES,
-        ),
+        json=f"{R}/{STNDT_SET}/ensemble.json",
+        curve=f"{R}/{STNDT_SET}/ensemble_curve.csv",
+        rates=[f"{R}/{STNDT_SET}/ensemble/rates_{p}.h5" for p in PHASES],
     log:
-        f"{R}/logs/ensemble/{{dataset}}/{{vdir}}ensemble.log",
+        f"{R}/logs/ensemble/{STNDT_SET}/ensemble.log",
     conda:
         CONDA_ENV
     threads: 1
@@ -111,6 +130,15 @@ rule ensemble:
         "OMP_NUM_THREADS={threads} python -m stndt.cli ensemble --table {input.table:q} {params.members:q}"
         " --val {input.val:q} --test {input.test:q} --out-json {output.json:q} --out-curve {output.curve:q}"
         " {params.rates:q} --seed {params.seed} {params.choice:q} > {log:q} 2>&1"
+
+
+use rule ensemble as ensemble_variant with:
+    output:
+        json=f"{R}/{VARIANT_SET}/ensemble.json",
+        curve=f"{R}/{VARIANT_SET}/ensemble_curve.csv",
+        rates=[f"{R}/{VARIANT_SET}/ensemble/rates_{p}.h5" for p in PHASES],
+    log:
+        f"{R}/logs/ensemble/{VARIANT_SET}/ensemble.log",
 
 
 rule smoothing:
@@ -134,7 +162,7 @@ rule smoothing:
 rule submission:
     """EvalAI test-phase submission of the chosen STNDT ensemble, checked after writing."""
     input:
-        rates=f"{R}/{{dataset}}/ensemble/rates_test.h5",
+        rates=f"{R}/{STNDT_SET}/ensemble/rates_test.h5",
         test=f"{R}/{{dataset}}/tensors/test.h5",
     output:
         f"{R}/{{dataset}}/submission.h5",

@@ -1,9 +1,10 @@
 # Stage 2: one training job per member of every model variant (STNDT, NDT, STNDT without contrastive).
-# The `vdir` wildcard names the member set ('' for STNDT, variants/{v}/ for the others). With
+# Each rule makes STNDT's member set ({dataset}/, no `variant` wildcard); its `_variant` twin makes the
+# same files for another variant ({dataset}/variants/{variant}/) with the same command. With
 # training.pack: 1 (the default) a job trains one member and writes its folder (`train`, or
 # `train_candidates` when the dataset's ensemble ranks the reference's checkpoint pool); with packs a
 # job trains a pack (`train_pack`) and `member` links each member's files out of it. The SLURM profile
-# gives the three training rules the same resources.
+# gives the six training rules the same resources.
 
 
 rule train:
@@ -16,11 +17,11 @@ rule train:
         truth=truth_input,
         wave=wave_file,
     output:
-        [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in MEMBER_FILES],
+        [f"{R}/{STNDT_SET}/members/{{member}}/{f}" for f in MEMBER_FILES],
     log:
-        f"{R}/logs/train/{{dataset}}/{{vdir}}{{member}}.log",
+        f"{R}/logs/train/{STNDT_SET}/{{member}}.log",
     benchmark:
-        f"{R}/benchmarks/train/{{dataset}}/{{vdir}}{{member}}.tsv"
+        f"{R}/benchmarks/train/{STNDT_SET}/{{member}}.tsv"
     wildcard_constraints:
         dataset=one_of(solo_datasets(BEST_COBPS)),
     conda:
@@ -32,21 +33,42 @@ rule train:
         gpu=TRAIN_RESOURCES["gpu"],
     params:
         hparams=pack_hparams,
-        out=lambda w: member_dir(w.dataset, variant_of(w.vdir), w.member),
+        out=lambda w: member_dir(w.dataset, variant_in(w), w.member),
         truth=flag("truth"),
     shell:
         "python -m stndt.cli train --val {input.val:q} --test {input.test:q} {params.truth:q} --out {params.out:q}"
         " --params {params.hparams:q} --gpus {resources.gpu} --threads {threads} > {log:q} 2>&1"
 
 
+use rule train as train_variant with:
+    output:
+        [f"{R}/{VARIANT_SET}/members/{{member}}/{f}" for f in MEMBER_FILES],
+    log:
+        f"{R}/logs/train/{VARIANT_SET}/{{member}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{VARIANT_SET}/{{member}}.tsv"
+
+
 use rule train as train_candidates with:
     output:
         [
-            f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}"
+            f"{R}/{STNDT_SET}/members/{{member}}/{f}"
             for f in MEMBER_FILES + CANDIDATE_FILES
         ],
     wildcard_constraints:
         dataset=one_of(solo_datasets(CHECKPOINTS)),
+
+
+use rule train_candidates as train_candidates_variant with:
+    output:
+        [
+            f"{R}/{VARIANT_SET}/members/{{member}}/{f}"
+            for f in MEMBER_FILES + CANDIDATE_FILES
+        ],
+    log:
+        f"{R}/logs/train/{VARIANT_SET}/{{member}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{VARIANT_SET}/{{member}}.tsv"
 
 
 rule train_pack:
@@ -58,11 +80,11 @@ rule train_pack:
         truth=truth_input,
         wave=wave_file,
     output:
-        f"{R}/{{dataset}}/{{vdir}}packs/{{pack}}/pack.json",
+        f"{R}/{STNDT_SET}/packs/{{pack}}/pack.json",
     log:
-        f"{R}/logs/train/{{dataset}}/{{vdir}}{{pack}}.log",
+        f"{R}/logs/train/{STNDT_SET}/{{pack}}.log",
     benchmark:
-        f"{R}/benchmarks/train/{{dataset}}/{{vdir}}{{pack}}.tsv"
+        f"{R}/benchmarks/train/{STNDT_SET}/{{pack}}.tsv"
     wildcard_constraints:
         dataset=one_of(packed_datasets()),
     conda:
@@ -74,9 +96,7 @@ rule train_pack:
         gpu=TRAIN_RESOURCES["gpu"],
     params:
         hparams=pack_hparams,
-        out=lambda w: [
-            f"{R}/{w.dataset}/{w.vdir}packs/{w.pack}/{m}" for m in pack_members(w.pack)
-        ],
+        out=pack_dirs,
         truth=flag("truth"),
     shell:
         "python -m stndt.cli train --val {input.val:q} --test {input.test:q} {params.truth:q} --out {params.out:q}"
@@ -84,14 +104,23 @@ rule train_pack:
         " > {log:q} 2>&1"
 
 
+use rule train_pack as train_pack_variant with:
+    output:
+        f"{R}/{VARIANT_SET}/packs/{{pack}}/pack.json",
+    log:
+        f"{R}/logs/train/{VARIANT_SET}/{{pack}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/{VARIANT_SET}/{{pack}}.tsv"
+
+
 rule member:
     """A member's files, linked from its pack (member files are the DAG's nodes downstream)."""
     input:
-        lambda w: f"{R}/{w.dataset}/{w.vdir}packs/{pack_of(w.dataset, w.vdir, w.member)}/pack.json",
+        pack_json,
     output:
-        [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in MEMBER_FILES],
+        [f"{R}/{STNDT_SET}/members/{{member}}/{f}" for f in MEMBER_FILES],
     log:
-        f"{R}/logs/member/{{dataset}}/{{vdir}}{{member}}.log",
+        f"{R}/logs/member/{STNDT_SET}/{{member}}.log",
     wildcard_constraints:
         dataset=one_of(packed_datasets()),
     params:
@@ -100,14 +129,21 @@ rule member:
         link_files(params.src, output, log[0])
 
 
+use rule member as member_variant with:
+    output:
+        [f"{R}/{VARIANT_SET}/members/{{member}}/{f}" for f in MEMBER_FILES],
+    log:
+        f"{R}/logs/member/{VARIANT_SET}/{{member}}.log",
+
+
 rule member_candidates:
     """A member's extra ensemble candidates (evaluation.candidates: checkpoints), linked from its pack."""
     input:
-        lambda w: f"{R}/{w.dataset}/{w.vdir}packs/{pack_of(w.dataset, w.vdir, w.member)}/pack.json",
+        pack_json,
     output:
-        [f"{R}/{{dataset}}/{{vdir}}members/{{member}}/{f}" for f in CANDIDATE_FILES],
+        [f"{R}/{STNDT_SET}/members/{{member}}/{f}" for f in CANDIDATE_FILES],
     log:
-        f"{R}/logs/member/{{dataset}}/{{vdir}}{{member}}_candidates.log",
+        f"{R}/logs/member/{STNDT_SET}/{{member}}_candidates.log",
     wildcard_constraints:
         dataset=one_of(packed_datasets()),
     params:
@@ -116,6 +152,13 @@ rule member_candidates:
         ),
     run:
         link_files(params.src, output, log[0])
+
+
+use rule member_candidates as member_candidates_variant with:
+    output:
+        [f"{R}/{VARIANT_SET}/members/{{member}}/{f}" for f in CANDIDATE_FILES],
+    log:
+        f"{R}/logs/member/{VARIANT_SET}/{{member}}_candidates.log",
 
 
 checkpoint propose_wave:
