@@ -42,8 +42,8 @@ SYNTHETIC = CFG.by_source("synthetic")
 
 # ---- member sets: the STNDT members of a dataset live in {dataset}/, another variant's in
 # {dataset}/variants/{variant}/ (the README's output contract). One rule cannot make both paths, so each
-# rule of a member set has a `_variant` twin (`use rule ... with:` the twin's paths, the same command)
-# whose paths carry the `{variant}` wildcard; STNDT's rules have none.
+# set rule has a `_variant` twin with the same command (made by `use rule`, given the twin's paths) whose
+# paths carry the `{variant}` wildcard; STNDT's rules have none.
 
 OTHER_VARIANTS = [v for v in VARIANTS if v != "stndt"]
 
@@ -51,16 +51,24 @@ OTHER_VARIANTS = [v for v in VARIANTS if v != "stndt"]
 def set_rel(dataset, variant="stndt"):
     """A member set's folder below the results folder (and below each stage's log folder): the one place
     the layout is spelled."""
-    return "/".join([dataset, *([] if variant == "stndt" else ["variants", variant])])
+    return os.path.join(dataset, *([] if variant == "stndt" else ["variants", variant]))
 
 
 def set_dir(dataset, variant="stndt"):
     return f"{R}/{set_rel(dataset, variant)}"
 
 
-# the two layouts as rule path patterns: a set rule uses STNDT_SET, its `_variant` twin VARIANT_SET
+# the two layouts as path patterns of the set rules (STNDT_SET) and their `_variant` twins (VARIANT_SET)
 STNDT_SET = set_rel("{dataset}")
 VARIANT_SET = set_rel("{dataset}", "{variant}")
+
+
+def scored_in_set(variant):
+    """What `score` scores in a member set, as a regex relative to the dataset's folder: the set's
+    ensemble and its members (their test phase)."""
+    inside = os.path.relpath(set_rel("d", variant), "d")  # '.' for STNDT
+    prefix = "" if inside == "." else re.escape(inside) + "/"
+    return rf"{prefix}(ensemble|members/m\d\d\d+)"
 
 
 def variant_in(wildcards):

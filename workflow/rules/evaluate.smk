@@ -3,14 +3,6 @@
 # test phase where its targets are known) as cluster jobs.
 
 
-def scored_in_set(variant):
-    """What `score` scores in a member set, as a regex relative to the dataset's folder: the set's
-    ensemble and its members (their test phase)."""
-    inside = os.path.relpath(set_rel("d", variant), "d")  # '.' for STNDT
-    prefix = "" if inside == "." else re.escape(inside) + "/"
-    return rf"{prefix}(ensemble|members/m\d\d\d+)"
-
-
 SCORED = "|".join(["baselines/smoothing", *map(scored_in_set, VARIANTS)])
 
 
