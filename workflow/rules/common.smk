@@ -66,9 +66,9 @@ VARIANT_SET = set_rel("{dataset}", "{variant}")
 def scored_in_set(variant):
     """What `score` scores in a member set, as a regex relative to the dataset's folder: the set's
     ensemble and its members (their test phase)."""
-    inside = os.path.relpath(set_rel("d", variant), "d")  # '.' for STNDT
-    prefix = "" if inside == "." else re.escape(inside) + "/"
-    return rf"{prefix}(ensemble|members/m\d\d\d+)"
+    # '' for STNDT, else 'variants/{variant}/'
+    inside = os.path.join(set_rel("", variant), "")
+    return rf"{re.escape(inside)}(ensemble|members/m\d\d\d+)"
 
 
 def variant_in(wildcards):
@@ -91,6 +91,11 @@ def member_ids(dataset, variant="stndt"):
 def member_dir(dataset, variant, member):
     """The folder of a member of a dataset's variant: the one place a member's path is spelled."""
     return f"{set_dir(dataset, variant)}/members/{member}"
+
+
+def pack_dir(dataset, variant, pack):
+    """The folder of a pack (training.pack > 1) of a dataset's variant, where its members train."""
+    return f"{set_dir(dataset, variant)}/packs/{pack}"
 
 
 def set_members(dataset, variant):
@@ -160,14 +165,13 @@ def in_set(name):
 def pack_json(wildcards):
     """The summary of the pack that trained a member job's member: the input of the rules that link the
     member's files out of the pack."""
-    v = variant_in(wildcards)
-    pack = pack_of(wildcards.dataset, v, wildcards.member)
-    return f"{set_dir(wildcards.dataset, v)}/packs/{pack}/pack.json"
+    ds, v = wildcards.dataset, variant_in(wildcards)
+    return f"{pack_dir(ds, v, pack_of(ds, v, wildcards.member))}/pack.json"
 
 
 def pack_dirs(wildcards):
     """The folders a pack job trains its members in (inside the pack's folder)."""
-    pack = f"{set_dir(wildcards.dataset, variant_in(wildcards))}/packs/{wildcards.pack}"
+    pack = pack_dir(wildcards.dataset, variant_in(wildcards), wildcards.pack)
     return [f"{pack}/{m}" for m in pack_members(wildcards.pack)]
 
 
@@ -395,7 +399,7 @@ def data_outputs():
 
 def member_outputs(ds):
     out = [
-        f"{set_dir(ds, v)}/packs/{k}/pack.json"
+        f"{pack_dir(ds, v, k)}/pack.json"
         for v in CFG.datasets[ds].variants
         for k in set_packs(ds, v)
     ]
